@@ -1,0 +1,42 @@
+# Every target sets itself up: on a fresh machine with python3.11 and pip, `make test` and
+# `make train` create .venv, install the CPU build of torch, then this package with its dev tools.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.setup-stamp
+# An unpinned torch pulls a multi-GB CUDA build; pin the CPU one. A torch already in .venv
+# (e.g. a CUDA build you installed yourself, see README) is kept.
+TORCH_VERSION ?= 2.13.0
+TYPECHECK_TREE := build/typecheck
+
+.PHONY: setup test check bench clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install --quiet "torch==$(TORCH_VERSION)"
+	$(PY) -m pip install --quiet -e ".[dev]"
+	touch $(STAMP)
+
+test: setup
+	$(PY) -m pytest
+
+# mypy cannot follow setuptools' editable-install import hook, so it checks a tree of symlinks that
+# mirrors the installed layout (envs/ -> humanoid_prior/envs, ...) from pyproject's package-dir.
+check: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	rm -rf $(TYPECHECK_TREE) && mkdir -p $(TYPECHECK_TREE)/humanoid_prior
+	ln -s $(CURDIR)/humanoid_prior/*.py $(TYPECHECK_TREE)/humanoid_prior/
+	for pkg in envs policies deploy; do ln -s $(CURDIR)/$$pkg $(TYPECHECK_TREE)/humanoid_prior/$$pkg; done
+	MYPYPATH=$(TYPECHECK_TREE) $(VENV)/bin/mypy -p humanoid_prior
+	MYPYPATH=$(TYPECHECK_TREE) $(VENV)/bin/mypy train.py benchmarks
+	MYPYPATH=$(TYPECHECK_TREE) $(VENV)/bin/mypy --allow-untyped-defs tests
+
+bench: setup
+	$(PY) benchmarks/sim_throughput.py --robot g1 --num-envs 64 --json docs/results/sim_throughput_g1.json
+
+clean:
+	rm -rf $(VENV) build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache

