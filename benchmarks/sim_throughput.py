@@ -130,6 +130,17 @@ def peer_steps_per_s(venv: SubprocVecEnv, horizon: int, rounds: int = 4) -> floa
     return venv.num_envs * horizon * rounds / elapsed
 
 
+def machine_description() -> str:
+    """CPU model and core count, e.g. 'Intel(R) Xeon(R) ... (x86_64), 2 cores'."""
+    model = platform.processor() or platform.machine()
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.exists():
+        names = [line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines()
+                 if line.startswith("model name")]  # fmt: skip
+        model = names[0] if names else model
+    return f"{model} ({platform.machine()}), {os.cpu_count()} cores"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--robot", default="g1")
@@ -177,7 +188,7 @@ def main() -> None:
         "peer_procs": args.peer_procs,
         "speedup_vs_peer": round(speedup, 2),
         "mujoco": mujoco.__version__,
-        "machine": f"{platform.machine()} {platform.processor() or ''} {os.cpu_count()} cores".strip(),
+        "machine": machine_description(),
         "command": "python benchmarks/sim_throughput.py "
         + f"--robot {args.robot} --num-envs {args.num_envs} --threads {args.threads}",
     }
