@@ -5,6 +5,10 @@ Measures, in one run on one machine (policy steps per second, medians over repea
         each stepping its share of MjData; mj_step releases the GIL) — nothing but physics;
   sim   `BatchedSim.step` (mujoco.rollout pool), including divergence checks and state read-back,
         plus reading every named state array the task uses;
+  env   the full locomotion task step (`LocomotionEnv.step`: latency buffer, DR pushes, TaskState,
+        terminations, rewards, commands, resets with curriculum and DR, observations) on the
+        `--task` preset, against `env_sim`, the same env's own simulator stepped alone with the same
+        (default-pose) targets: `task_overhead = 1 - env / env_sim`;
   peer  one gymnasium env per process (one MjData, PD torques computed in Python each substep)
         under stable-baselines3's SubprocVecEnv with 2 processes — what a user would write by hand.
 Every repeat starts from the default pose and lasts `--horizon` policy steps, so all three step
@@ -31,8 +35,10 @@ import numpy as np
 from stable_baselines3.common.vec_env import SubprocVecEnv
 
 from humanoid_prior.envs.batched_sim import BatchedSim, SimCfg
+from humanoid_prior.envs.locomotion import LocomotionEnv
 from humanoid_prior.envs.model_builder import RobotModel, build_model
 from humanoid_prior.envs.robots import get_robot
+from humanoid_prior.envs.task_cfg import task_preset
 
 
 def raw_steps_per_s(rm: RobotModel, num_envs: int, decimation: int, nthread: int, horizon: int) -> float:
@@ -57,6 +63,25 @@ def raw_steps_per_s(rm: RobotModel, num_envs: int, decimation: int, nthread: int
     for t in threads:
         t.join()
     return num_envs * horizon / (time.perf_counter() - start)
+
+
+def env_steps_per_s(env: LocomotionEnv, horizon: int) -> float:
+    env.reset()
+    actions = np.zeros((env.num_envs, env.num_joints))  # default-pose targets, as in sim_steps_per_s
+    start = time.perf_counter()
+    for _ in range(horizon):
+        env.step(actions)
+    return env.num_envs * horizon / (time.perf_counter() - start)
+
+
+def env_sim_steps_per_s(env: LocomotionEnv, horizon: int) -> float:
+    """The env's own simulator alone, from the env's spawn states (tiles, randomised models)."""
+    env.reset()
+    targets = np.tile(env.default_joint_pos, (env.num_envs, 1))
+    start = time.perf_counter()
+    for _ in range(horizon):
+        env.sim.step(targets)
+    return env.num_envs * horizon / (time.perf_counter() - start)
 
 
 def sim_steps_per_s(sim: BatchedSim, horizon: int) -> float:
@@ -152,6 +177,9 @@ def main() -> None:
     )
     parser.add_argument("--repeats", type=int, default=15)
     parser.add_argument("--peer-procs", type=int, default=2)
+    parser.add_argument(
+        "--task", default="rough", choices=["flat", "rough"], help="terrain preset of the env"
+    )
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
 
@@ -170,6 +198,14 @@ def main() -> None:
             raws.append(raw_steps_per_s(rm, args.num_envs, args.decimation, args.threads, args.horizon))
             sims.append(sim_steps_per_s(sim, args.horizon))
     raws, sims = raws[1:], sims[1:]
+    envs, env_sims = [], []
+    env = LocomotionEnv(task_preset(args.robot, args.task, num_envs=args.num_envs))
+    for _ in range(args.repeats + 1):
+        env_sims.append(env_sim_steps_per_s(env, args.horizon))
+        envs.append(env_steps_per_s(env, args.horizon))
+    env.close()
+    envs, env_sims = envs[1:], env_sims[1:]
+    overhead = statistics.median(1.0 - e / s for e, s in zip(envs, env_sims, strict=True))
     raw, simv, peer = statistics.median(raws), statistics.median(sims), statistics.median(peers)
     # The ratio is the median of per-round ratios: a slow spell on the machine cancels within a round.
     ratio = statistics.median(s / r for s, r in zip(sims, raws, strict=True))
@@ -184,13 +220,17 @@ def main() -> None:
         "raw_steps_per_s": round(raw, 1),
         "sim_steps_per_s": round(simv, 1),
         "ratio": round(ratio, 3),
+        "task": args.task,
+        "env_sim_steps_per_s": round(statistics.median(env_sims), 1),
+        "env_steps_per_s": round(statistics.median(envs), 1),
+        "task_overhead": round(overhead, 3),
         "peer_steps_per_s": round(peer, 1),
         "peer_procs": args.peer_procs,
         "speedup_vs_peer": round(speedup, 2),
         "mujoco": mujoco.__version__,
         "machine": machine_description(),
         "command": "python benchmarks/sim_throughput.py "
-        + f"--robot {args.robot} --num-envs {args.num_envs} --threads {args.threads}",
+        + f"--robot {args.robot} --num-envs {args.num_envs} --threads {args.threads} --task {args.task}",
     }
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)

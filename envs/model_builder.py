@@ -141,6 +141,33 @@ def _freeze_bodies_at(spec: mujoco.MjSpec, robot: RobotCfg, welded: list[str]) -
         body.alt.type = mujoco.mjtOrientation.mjORIENTATION_QUAT
 
 
+_GROUND_BIT, _ROBOT_BIT = 1, 2
+
+
+def _set_collisions(spec: mujoco.MjSpec, robot: RobotCfg) -> None:
+    """Keep ground contact for the feet and `collision_bodies` only; robot self-contact per config.
+
+    Bits: ground geoms are (contype 1, conaffinity 2), robot geoms (2, 1): they collide with the ground
+    but not with each other; self_collisions makes robot geoms (3, 3).
+    """
+    bodies = _names(spec.bodies)
+    keep = None if robot.collision_bodies is None else {*robot.collision_bodies, *robot.feet_bodies}
+    for name in sorted(keep or ()):
+        if name not in bodies:
+            raise _missing("body", name, "collision_bodies", bodies, robot)
+    bits = _GROUND_BIT | _ROBOT_BIT if robot.self_collisions else _ROBOT_BIT
+    affinity = _GROUND_BIT | _ROBOT_BIT if robot.self_collisions else _GROUND_BIT
+    base = spec.body(robot.base_body)
+    for body in [base, *base.find_all(mujoco.mjtObj.mjOBJ_BODY)]:
+        for geom in body.geoms:
+            if not (geom.contype or geom.conaffinity):
+                continue  # visual-only geom
+            if keep is None or body.name in keep:
+                geom.contype, geom.conaffinity = bits, affinity
+            else:
+                geom.contype = geom.conaffinity = 0
+
+
 def _add_pd_actuators(spec: mujoco.MjSpec, robot: RobotCfg) -> None:
     """One position servo per actuated joint: tau = clip(kp (q* - q) - kd qdot, ±limit), computed in C."""
     for act in list(spec.actuators):
@@ -179,6 +206,16 @@ def task_sensors(robot: RobotCfg) -> list[SensorSpec]:
     sensors += [SensorSpec(f"foot{i}_contact", S.mjSENS_CONTACT, xbody, foot, 4) for i, foot in feet]
     sensors += [SensorSpec(f"foot{i}_pos", S.mjSENS_FRAMEPOS, xbody, foot, 3) for i, foot in feet]
     sensors += [SensorSpec(f"foot{i}_linvel", S.mjSENS_FRAMELINVEL, xbody, foot, 3) for i, foot in feet]
+    # Contacts of the base body alone (a fall), and of the whole robot (minus the feet: undesired).
+    sensors += [
+        SensorSpec("base_contact", S.mjSENS_CONTACT, mujoco.mjtObj.mjOBJ_BODY, robot.base_body, 4),
+        SensorSpec("robot_contact", S.mjSENS_CONTACT, xbody, robot.base_body, 4),
+    ]
+    # Applied PD torque per actuated joint, in policy order.
+    sensors += [
+        SensorSpec(f"torque_{j}", S.mjSENS_ACTUATORFRC, mujoco.mjtObj.mjOBJ_ACTUATOR, j, 1)
+        for j in robot.actuated_joints
+    ]
     return sensors
 
 
@@ -193,8 +230,7 @@ def _add_sensors(spec: mujoco.MjSpec, sensors: list[SensorSpec]) -> None:
         added = spec.add_sensor()
         added.name, added.type, added.objtype, added.objname = s.name, s.type, s.objtype, s.objname
         if s.type == mujoco.mjtSensor.mjSENS_CONTACT:
-            # subtree of the foot body against anything; one net force over all its contacts.
-            added.objtype = mujoco.mjtObj.mjOBJ_XBODY
+            # against anything; one net force over all contacts (XBODY: the subtree, BODY: the body alone).
             added.intprm[:3] = (_CONTACT_DATA_FOUND_FORCE, _CONTACT_REDUCE_NETFORCE, 1)
 
 
@@ -204,7 +240,12 @@ def _add_ground(spec: mujoco.MjSpec, terrain: Terrain | None) -> None:
     world.add_light(pos=(0, 0, 10), dir=(0, 0, -1), type=mujoco.mjtLightType.mjLIGHT_DIRECTIONAL)
     if terrain is None:
         world.add_geom(
-            name="ground", type=mujoco.mjtGeom.mjGEOM_PLANE, size=(0, 0, 1), rgba=(0.4, 0.45, 0.5, 1)
+            name="ground",
+            type=mujoco.mjtGeom.mjGEOM_PLANE,
+            size=(0, 0, 1),
+            rgba=(0.4, 0.45, 0.5, 1),
+            contype=_GROUND_BIT,
+            conaffinity=_ROBOT_BIT,
         )
         return
     heights = np.asarray(terrain.heights, dtype=np.float64)
@@ -224,6 +265,8 @@ def _add_ground(spec: mujoco.MjSpec, terrain: Terrain | None) -> None:
         hfieldname="terrain",
         pos=(terrain.origin_xy[0] + half_x, terrain.origin_xy[1] + half_y, low),
         rgba=(0.4, 0.45, 0.5, 1),
+        contype=_GROUND_BIT,
+        conaffinity=_ROBOT_BIT,
     )
 
 
@@ -290,6 +333,7 @@ def build_model(robot: RobotCfg, terrain: Terrain | None = None, sim_dt: float =
         spec.delete(key)
     for floor in [g for g in spec.worldbody.geoms if g.type in (mujoco.mjtGeom.mjGEOM_PLANE,)]:
         spec.delete(floor)
+    _set_collisions(spec, robot)
     _add_pd_actuators(spec, robot)
     sensors = task_sensors(robot)
     _add_sensors(spec, sensors)

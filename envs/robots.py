@@ -58,6 +58,12 @@ class RobotCfg:
     """Joints (names or shell-style patterns such as ``*_shoulder_*``) removed and frozen at a fixed angle."""
     weld_joint_pos: Mapping[str, float] = field(default_factory=dict)
     """Angle (rad) at which a welded joint is frozen; joints not listed freeze at 0."""
+    collision_bodies: tuple[str, ...] | None = None
+    """Bodies (besides the feet) whose collision geoms touch the ground; None keeps every collision geom.
+    Each robot geom that touches the ground costs a convex-heightfield collision per substep: on rough
+    terrain, G1 with feet, knees, pelvis and torso only steps 1.8x faster than with all 25 geoms."""
+    self_collisions: bool = False
+    """Let the robot's bodies collide with each other (off: only robot-ground contacts, as in legged_gym)."""
 
     def __post_init__(self) -> None:
         """Check the per-joint lists have one entry per actuated joint (validation only, no rewriting)."""
@@ -137,6 +143,7 @@ def g1() -> RobotCfg:
         feet_bodies=("left_ankle_roll_link", "right_ankle_roll_link"),
         imu_site="imu_in_pelvis",
         nominal_base_height=0.78,
+        collision_bodies=("pelvis", "torso_link", "left_knee_link", "right_knee_link"),
         weld_joints=("waist_*", "*_shoulder_*", "*_elbow_*", "*_wrist_*"),
     )
 
@@ -158,6 +165,7 @@ def h1() -> RobotCfg:
         feet_bodies=("left_ankle_link", "right_ankle_link"),
         imu_site="imu",
         nominal_base_height=1.01,
+        collision_bodies=("pelvis", "torso_link", "left_knee_link", "right_knee_link"),
         weld_joints=("torso", "*_shoulder_*", "*_elbow"),
     )
 
@@ -178,6 +186,7 @@ def t1() -> RobotCfg:
         feet_bodies=("left_foot_link", "right_foot_link"),
         imu_site="imu",
         nominal_base_height=0.66,
+        collision_bodies=("Trunk", "Shank_Left", "Shank_Right"),
         weld_joints=("AAHead_yaw", "Head_pitch", "Waist", "*_Shoulder_*", "*_Elbow_*"),
         weld_joint_pos={
             "Left_Shoulder_Roll": -1.4,
@@ -218,6 +227,7 @@ def berkeley_humanoid() -> RobotCfg:
         feet_bodies=("ll_faa", "lr_faa"),
         imu_site="imu",
         nominal_base_height=0.49,
+        collision_bodies=("torso", "ll_kfe", "lr_kfe"),
     )
 
 
@@ -250,6 +260,7 @@ _TUPLE_FIELDS = (
     "torque_limits",
     "feet_bodies",
     "weld_joints",
+    "collision_bodies",
 )
 
 
@@ -277,7 +288,7 @@ def robot_from_dict(
         raise RobotConfigError(f"{source}: missing required field(s) {', '.join(missing)}.")
     values = dict(data)
     for key in _TUPLE_FIELDS:
-        if key in values:
+        if key in values and values[key] is not None:
             if isinstance(values[key], str | bytes) or not hasattr(values[key], "__iter__"):
                 raise RobotConfigError(f"{source}: field '{key}' must be a list, got {values[key]!r}.")
             values[key] = tuple(values[key])

@@ -181,7 +181,8 @@ def test_user_robot_file_yaml_and_toml(tmp_path: Path) -> None:
     for key, value in fields.items():
         if key in ("mjcf", "weld_joint_pos"):
             continue
-        toml_lines.append(f"{key} = {value!r}".replace("(", "[").replace(")", "]").replace("'", '"'))
+        text = str(value).lower() if isinstance(value, bool) else repr(value)
+        toml_lines.append(f"{key} = {text}".replace("(", "[").replace(")", "]").replace("'", '"'))
     toml_file = tmp_path / "my_robot.toml"
     toml_file.write_text("\n".join(toml_lines) + "\n")
     from_toml = load_robot_file(toml_file)

@@ -1,0 +1,61 @@
+"""Terrain curriculum (legged_gym): each env lives on one tile; its row (difficulty) moves with success.
+
+At every reset an env is promoted one row if its robot walked farther than half a tile from the spawn
+point, and demoted one row if it covered less than half the distance its commands asked for. An env
+promoted past the last row is sent to a random row, so the hardest tiles never hoard the batch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .terrain import Terrain
+
+
+@dataclass(frozen=True)
+class CurriculumCfg:
+    """How envs are placed on the terrain grid and moved between difficulty rows."""
+
+    enabled: bool = True
+    """False spreads envs uniformly over all rows and never moves them."""
+    max_init_level: int = 2
+    """Envs start on a row drawn from [0, max_init_level]."""
+    promote_fraction: float = 0.5
+    """Promote when the distance walked exceeds this fraction of the tile size."""
+    demote_fraction: float = 0.5
+    """Demote when the distance walked is below this fraction of the commanded distance."""
+
+
+class TerrainCurriculum:
+    """Per-env tile (level = row, type = column) and the spawn origin on it."""
+
+    def __init__(self, cfg: CurriculumCfg, terrain: Terrain, num_envs: int, rng: np.random.Generator) -> None:
+        self.cfg = cfg
+        self.terrain = terrain
+        self.rng = rng
+        rows, cols = terrain.num_rows, terrain.num_cols
+        top = min(cfg.max_init_level, rows - 1) if cfg.enabled else rows - 1
+        self.levels = rng.integers(0, top + 1, num_envs)
+        # Types cycle over the columns so every terrain type gets its share of envs.
+        self.types = np.arange(num_envs) % cols
+        self.origins = terrain.tile_centers(self.levels, self.types)
+
+    @property
+    def mean_level(self) -> float:
+        """Mean row index over the batch (0 = easiest)."""
+        return float(self.levels.mean())
+
+    def update(self, env_ids: np.ndarray, distance: np.ndarray, commanded_distance: np.ndarray) -> None:
+        """Move `env_ids` up or down from how far they walked (m) against how far they were asked to."""
+        if not self.cfg.enabled or len(env_ids) == 0:
+            return
+        promote = distance > self.cfg.promote_fraction * self.terrain.tile_size
+        demote = (distance < self.cfg.demote_fraction * commanded_distance) & ~promote
+        levels = self.levels[env_ids] + promote.astype(int) - demote.astype(int)
+        rows = self.terrain.num_rows
+        past_top = levels >= rows
+        levels[past_top] = self.rng.integers(0, rows, int(past_top.sum()))
+        self.levels[env_ids] = np.clip(levels, 0, rows - 1)
+        self.origins[env_ids] = self.terrain.tile_centers(self.levels[env_ids], self.types[env_ids])

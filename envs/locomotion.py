@@ -1,0 +1,296 @@
+"""The locomotion task over a batch of simulated robots: commands, observations, rewards, resets.
+
+`LocomotionEnv` is vectorised over N envs; every quantity is a numpy array with the batch first and
+no Python loop runs over all envs per step (only over the few that reset). A step:
+
+    actions -> latency buffer -> PD targets -> BatchedSim (decimation substeps) -> TaskState
+    -> terminations / time-outs -> rewards -> commands -> reset done envs -> observations
+
+Time-outs are truncations, reported apart from failures, so that PPO bootstraps on them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from .batched_sim import BatchedSim
+from .commands import CommandSampler
+from .curriculum import TerrainCurriculum
+from .model_builder import build_model
+from .observations import ObservationManager
+from .randomization import DomainRandomizer
+from .rewards import RewardManager, feet_in_contact
+from .robots import select_robot
+from .task_cfg import TaskCfg
+from .task_state import TaskState
+from .terrain import Terrain, generate_terrain
+
+SPAWN_CLEARANCE = 0.03
+"""Extra height (m) at which robots are spawned above their nominal standing height."""
+
+
+class LocomotionEnv:
+    """N robots walking on one terrain; see the module docstring for one step's order."""
+
+    def __init__(self, cfg: TaskCfg, seed: int = 0) -> None:
+        self.cfg = cfg
+        self.rng = np.random.default_rng(seed)
+        self.robot = select_robot(cfg.robot, cfg.robot_file)
+        self.terrain: Terrain | None = generate_terrain(cfg.terrain) if cfg.terrain is not None else None
+        self.robot_model = rm = build_model(self.robot, self.terrain, sim_dt=cfg.sim.sim_dt)
+        self.sim = BatchedSim(rm, cfg.sim, per_env_models=cfg.domain_rand.enabled)
+        self.num_envs = n = cfg.sim.num_envs
+        self.num_joints = j = rm.num_joints
+        self.num_feet = f = len(self.robot.feet_bodies)
+        self.dt = self.sim.dt
+        self.max_episode_steps = round(cfg.episode_length_s / self.dt)
+        self.default_joint_pos = np.asarray(self.robot.default_joint_pos)
+        self.action_scale = self.robot.action_scale
+
+        self.commands = CommandSampler(cfg.commands, n, self.dt, self.rng)
+        self.domain_rand = DomainRandomizer(cfg.domain_rand, self.sim, self.rng)
+        self.curriculum = (
+            TerrainCurriculum(cfg.curriculum, self.terrain, n, self.rng) if self.terrain is not None else None
+        )
+        self.rewards = RewardManager(cfg.rewards, n, self.dt)
+
+        self.actions = np.zeros((n, j))
+        self.last_actions = np.zeros((n, j))
+        self._action_history = np.zeros((n, self.domain_rand.max_latency + 1, j))
+        self._history_ptr = 0
+        self.episode_step = np.zeros(n, dtype=np.intp)
+        self.episode_return = np.zeros(n)
+        self._air_time = np.zeros((n, f))
+        self._last_contact = np.zeros((n, f), dtype=bool)
+        self._last_joint_vel = np.zeros((n, j))
+        self._spawn_xy = np.zeros((n, 2))
+        self._commanded_distance = np.zeros(n)
+        self._scan_base = np.array([(x, y) for x in cfg.scan.base_x for y in cfg.scan.base_y])
+        self._scan_foot = np.asarray(cfg.scan.foot_xy, dtype=np.float64)
+
+        self.state = self._empty_state()
+        self._update_state(np.zeros(n, dtype=bool))
+        self.observations = ObservationManager(dict(cfg.observations), self.state, self.rng)
+        self.obs_sizes = self.observations.sizes()
+        self._renderer: Any = None
+
+    # --- public API -----------------------------------------------------------------------------------
+
+    def reset(self) -> dict[str, np.ndarray]:
+        """Reset every env; return the observation groups (N, D) as float32 copies."""
+        self._reset_envs(np.arange(self.num_envs), log={})
+        return self._observe()
+
+    def step(
+        self, actions: np.ndarray
+    ) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
+        """Apply (N, num_joints) actions for one control period.
+
+        Returns observations (of the next episode for envs that ended), rewards (N,), terminated (N,)
+        (failure), truncated (N,) (time-out), and info: ``done_ids``, ``terminal_obs`` (each group's
+        last observation of the ended episodes, rows in `done_ids` order), ``episode`` (their return
+        ``r`` and length ``l``) and ``log`` (scalars for monitoring).
+        """
+        actions = np.asarray(actions, dtype=np.float64)
+        if actions.shape != (self.num_envs, self.num_joints):
+            raise ValueError(
+                f"actions must have shape ({self.num_envs}, {self.num_joints}) (envs, joints of "
+                f"'{self.robot.name}'), got {actions.shape}."
+            )
+        if not np.isfinite(actions).all():
+            raise ValueError("actions contain NaN or inf; check the policy's output.")
+        self.last_actions[:] = self.actions
+        np.clip(actions, -self.cfg.action_clip, self.cfg.action_clip, out=self.actions)
+        targets = self.default_joint_pos + self.action_scale * self._delayed_actions()
+
+        self.domain_rand.step(self.dt)
+        diverged = self.sim.step(targets).copy()
+        self.episode_step += 1
+        self._commanded_distance += np.linalg.norm(self.commands.commands[:, :2], axis=1) * self.dt
+        self._update_state(diverged)
+
+        terminated, causes = self._terminations(diverged)
+        truncated = (self.episode_step >= self.max_episode_steps) & ~terminated
+        self.state.terminated = terminated
+        reward = self.rewards.compute(self.state)
+        self.episode_return += reward
+        self._air_time *= ~(self.state.feet_contact | self._last_contact)
+        self._last_contact = self.state.feet_contact.copy()
+        self.commands.step(self._yaw())
+
+        log: dict[str, float] = {f"term/{k}": float(v.mean()) for k, v in causes.items()}
+        log["term/time_out"] = float(truncated.mean())
+        log["sim/diverged_total"] = float(self.sim.diverged_count)
+        cmd_err = self.state.commands[:, :2] - self.state.base_lin_vel[:, :2]
+        log["track/lin_vel_error"] = float(np.linalg.norm(cmd_err, axis=1).mean())
+        log["track/yaw_rate_error"] = float(
+            np.abs(self.state.commands[:, 2] - self.state.base_ang_vel[:, 2]).mean()
+        )
+        info: dict[str, Any] = {"log": log}
+        done_ids = np.flatnonzero(terminated | truncated)
+        info["done_ids"] = done_ids
+        if len(done_ids):
+            last = self._observe()
+            info["terminal_obs"] = {g: v[done_ids] for g, v in last.items()}
+            info["episode"] = {
+                "r": self.episode_return[done_ids].copy(),
+                "l": self.episode_step[done_ids].copy(),
+            }
+            self._reset_envs(done_ids, log)
+            self._update_state(np.zeros(self.num_envs, dtype=bool))
+        if self.curriculum is not None:
+            log["curriculum/terrain_level"] = self.curriculum.mean_level
+        return self._observe(), reward, terminated, truncated, info
+
+    def render(self, env_id: int = 0, width: int = 640, height: int = 480) -> np.ndarray:
+        """RGB frame (H, W, 3) of one env from a camera tracking its base (MuJoCo offscreen, EGL headless)."""
+        from .rendering import EnvRenderer
+
+        if self._renderer is None or self._renderer.size != (width, height):
+            if self._renderer is not None:
+                self._renderer.close()
+            self._renderer = EnvRenderer(self.robot_model, width=width, height=height)
+        return np.asarray(self._renderer.render(self.sim.state[env_id]))
+
+    def close(self) -> None:
+        """Stop the simulator's threads and free the renderer."""
+        if self._renderer is not None:
+            self._renderer.close()
+        self.sim.close()
+
+    # --- internals --------------------------------------------------------------------------------------
+
+    def _delayed_actions(self) -> np.ndarray:
+        """The action each env's latency says to apply now: the one from `latency` steps ago."""
+        length = self._action_history.shape[1]
+        self._history_ptr = (self._history_ptr + 1) % length
+        self._action_history[:, self._history_ptr] = self.actions
+        slot = (self._history_ptr - self.domain_rand.latency) % length
+        return self._action_history[np.arange(self.num_envs), slot]
+
+    def _yaw(self) -> np.ndarray:
+        w, x, y, z = self.sim.base_quat.T
+        return np.arctan2(2.0 * (w * z + x * y), 1.0 - 2.0 * (y * y + z * z))
+
+    def _ground_height(self, xy: np.ndarray) -> np.ndarray:
+        if self.terrain is None:
+            return np.zeros(xy.shape[:-1])
+        return self.terrain.height_at(xy).astype(np.float64)
+
+    def _yaw_rotate(self, offsets: np.ndarray, yaw: np.ndarray) -> np.ndarray:
+        """Offsets (P, 2) in each env's yaw frame -> world-frame offsets (N, P, 2)."""
+        c, s = np.cos(yaw)[:, None], np.sin(yaw)[:, None]
+        return np.stack(
+            [c * offsets[:, 0] - s * offsets[:, 1], s * offsets[:, 0] + c * offsets[:, 1]], axis=-1
+        )
+
+    def _empty_state(self) -> TaskState:
+        n, j = self.num_envs, self.num_joints
+        rm = self.robot_model
+        return TaskState(
+            dt=self.dt, default_joint_pos=self.default_joint_pos,
+            base_ang_vel=np.zeros((n, 3)), projected_gravity=np.zeros((n, 3)),
+            commands=self.commands.commands,
+            joint_pos=np.zeros((n, j)), joint_vel=np.zeros((n, j)), actions=self.actions,
+            gait_phase=np.zeros(n), last_actions=self.last_actions,
+            joint_limits=rm.joint_range, torque_limits=np.asarray(self.robot.torque_limits),
+            feet_air_time=self._air_time,
+            friction=self.domain_rand.friction, added_mass=self.domain_rand.added_mass,
+            com_offset=self.domain_rand.com_offset, motor_strength=self.domain_rand.motor_strength,
+            push_vel=self.domain_rand.push_vel, terminated=np.zeros(n, dtype=bool),
+        )  # fmt: skip
+
+    def _update_state(self, diverged: np.ndarray) -> None:
+        """Refresh the TaskState from the simulator (after a step or a reset)."""
+        sim, s = self.sim, self.state
+        s.base_pos = sim.base_pos.copy()
+        s.base_quat = sim.base_quat.copy()
+        s.base_ang_vel = sim.imu_gyro.copy()
+        s.projected_gravity = sim.projected_gravity
+        s.base_lin_vel = sim.base_lin_vel
+        s.joint_pos = sim.joint_pos
+        s.joint_vel = sim.joint_vel
+        fresh = self.episode_step == 0
+        s.joint_acc = np.where(fresh[:, None], 0.0, (s.joint_vel - self._last_joint_vel) / self.dt)
+        self._last_joint_vel = s.joint_vel
+        s.joint_torque = sim.joint_torque.copy()
+        s.gait_phase = (self.episode_step * self.dt / self.cfg.gait_period_s) % 1.0
+        s.base_height = s.base_pos[:, 2] - self._ground_height(s.base_pos[:, :2])
+
+        s.feet_pos = sim.feet_pos.copy()
+        s.feet_vel = sim.feet_vel.copy()
+        s.feet_contact_force = sim.feet_contact_force
+        s.feet_height = s.feet_pos[..., 2] - self._ground_height(s.feet_pos[..., :2])
+        contact = feet_in_contact(s.feet_contact_force, self.cfg.rewards.params)
+        s.feet_contact = contact
+        # legged_gym's air time: a touchdown is a contact (in this or the last step) after time in the air.
+        either = contact | self._last_contact
+        s.feet_first_contact = (self._air_time > 0.0) & either & ~fresh[:, None]
+        self._air_time += np.where(fresh[:, None], 0.0, self.dt)
+        s.undesired_contacts = sim.robot_contact_count - sim.feet_contact_count.sum(axis=1)
+
+        yaw = self._yaw()
+        nominal = self.robot.nominal_base_height
+        base_pts = s.base_pos[:, None, :2] + self._yaw_rotate(self._scan_base, yaw)
+        s.height_scan = np.clip(s.base_pos[:, 2:3] - self._ground_height(base_pts) - nominal, -1.0, 1.0)
+        foot_pts = s.feet_pos[:, :, None, :2] + self._yaw_rotate(self._scan_foot, yaw)[:, None]
+        foot_h = s.feet_pos[..., 2:3] - self._ground_height(foot_pts)
+        s.feet_height_scan = np.clip(foot_h.reshape(self.num_envs, -1), -1.0, 1.0)
+        s.terminated = diverged.copy()
+
+    def _terminations(self, diverged: np.ndarray) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        t, s = self.cfg.terminations, self.state
+        causes = {
+            "base_contact": (self.sim.base_contact_count > 0)
+            if t.base_contact
+            else np.zeros(self.num_envs, bool),
+            "tilt": s.projected_gravity[:, 2] > -np.cos(np.radians(t.max_tilt_deg)),
+            "base_height": s.base_height < t.min_base_height_fraction * self.robot.nominal_base_height,
+            "diverged": diverged,
+        }
+        terminated = np.zeros(self.num_envs, dtype=bool)
+        for value in causes.values():
+            terminated |= value
+        return terminated, causes
+
+    def _reset_envs(self, env_ids: np.ndarray, log: dict[str, float]) -> None:
+        """Curriculum update, new physics parameters, spawn pose, commands and cleared buffers."""
+        k = len(env_ids)
+        if self.curriculum is not None:
+            walked = np.linalg.norm(self.sim.base_pos[env_ids, :2] - self._spawn_xy[env_ids], axis=1)
+            self.curriculum.update(env_ids, walked, self._commanded_distance[env_ids])
+            origins = self.curriculum.origins[env_ids]
+        else:
+            origins = np.zeros((k, 3))
+        self.domain_rand.reset(env_ids)
+        rm = self.robot_model
+        qpos = np.tile(rm.default_qpos(), (k, 1))
+        a = rm.base_qpos_adr
+        qpos[:, a : a + 2] = origins[:, :2]
+        qpos[:, a + 2] = origins[:, 2] + self.robot.nominal_base_height + SPAWN_CLEARANCE
+        yaw = self.rng.uniform(-np.pi, np.pi, k)
+        qpos[:, a + 3 : a + 7] = np.column_stack([np.cos(yaw / 2), np.zeros(k), np.zeros(k), np.sin(yaw / 2)])
+        noise = self.rng.uniform(
+            -self.cfg.spawn_joint_noise, self.cfg.spawn_joint_noise, (k, self.num_joints)
+        )
+        lo, hi = rm.joint_range[:, 0], rm.joint_range[:, 1]
+        qpos[:, rm.joint_qpos_adr] = np.clip(qpos[:, rm.joint_qpos_adr] + noise, lo, hi)
+        self.sim.reset(env_ids, qpos)
+        self._spawn_xy[env_ids] = origins[:, :2]
+
+        self.commands.resample(env_ids)
+        self.actions[env_ids] = 0.0
+        self.last_actions[env_ids] = 0.0
+        self._action_history[env_ids] = 0.0
+        self.episode_step[env_ids] = 0
+        self.episode_return[env_ids] = 0.0
+        self._air_time[env_ids] = 0.0
+        self._last_contact[env_ids] = False
+        self._commanded_distance[env_ids] = 0.0
+        self.observations.reset(env_ids)
+        log.update(self.rewards.reset(env_ids))
+
+    def _observe(self) -> dict[str, np.ndarray]:
+        return {g: v.copy() for g, v in self.observations.compute(self.state).items()}

@@ -1,0 +1,119 @@
+"""Configuration of the locomotion task and its presets (one per robot and terrain).
+
+Configs are frozen dataclasses; variants are built by factory functions (`task_preset`), never by
+subclassing or by rewriting user values after construction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from .batched_sim import SimCfg
+from .commands import CommandCfg
+from .curriculum import CurriculumCfg
+from .observations import ObsGroupCfg, default_groups
+from .randomization import DomainRandCfg
+from .rewards import RewardCfg, RewardParams
+from .robots import ROBOTS, get_robot
+from .terrain import TerrainCfg
+
+
+@dataclass(frozen=True)
+class TerminationCfg:
+    """When an episode ends in failure (a fall)."""
+
+    base_contact: bool = True
+    """The base body touching anything."""
+    max_tilt_deg: float = 60.0
+    """Angle between the base's up axis and the world's up axis."""
+    min_base_height_fraction: float = 0.5
+    """Base closer to the terrain than this fraction of the nominal height."""
+
+
+@dataclass(frozen=True)
+class ScanCfg:
+    """Privileged height scan: points around the base (yaw-aligned) and around each foot."""
+
+    base_x: tuple[float, ...] = (-0.6, -0.45, -0.3, -0.15, 0.0, 0.15, 0.3, 0.45, 0.6)
+    """Forward offsets of the base grid (m)."""
+    base_y: tuple[float, ...] = (-0.3, -0.15, 0.0, 0.15, 0.3)
+    """Lateral offsets of the base grid (m)."""
+    foot_xy: tuple[tuple[float, float], ...] = (
+        (0.0, 0.0),
+        (0.1, 0.0),
+        (-0.1, 0.0),
+        (0.0, 0.05),
+        (0.0, -0.05),
+    )
+    """Offsets around each foot (m, yaw-aligned)."""
+
+
+@dataclass(frozen=True)
+class TaskCfg:
+    """Everything that defines a locomotion task."""
+
+    robot: str = "g1"
+    """Built-in robot name."""
+    robot_file: str | None = None
+    """A YAML/TOML robot description; replaces `robot` when set."""
+    terrain: TerrainCfg | None = field(default_factory=TerrainCfg)
+    """The tile terrain; None for an infinite flat plane."""
+    sim: SimCfg = field(default_factory=SimCfg)
+    """Batch size, physics step and control decimation."""
+    episode_length_s: float = 20.0
+    """Episodes are truncated (time-out, not failure) after this long."""
+    action_clip: float = 10.0
+    """Actions are clipped to [-clip, clip] before scaling."""
+    gait_period_s: float = 0.8
+    """Period of the gait clock (s)."""
+    commands: CommandCfg = field(default_factory=CommandCfg)
+    """Velocity command ranges and timing."""
+    domain_rand: DomainRandCfg = field(default_factory=DomainRandCfg)
+    """Randomised physics, latency and pushes."""
+    rewards: RewardCfg = field(default_factory=RewardCfg)
+    """Reward weights (per second) and parameters."""
+    observations: Mapping[str, ObsGroupCfg] = field(default_factory=default_groups)
+    """Observation groups by name ("proprio", "privileged")."""
+    curriculum: CurriculumCfg = field(default_factory=CurriculumCfg)
+    """Terrain curriculum."""
+    terminations: TerminationCfg = field(default_factory=TerminationCfg)
+    """Fall conditions."""
+    scan: ScanCfg = field(default_factory=ScanCfg)
+    """Privileged height-scan points."""
+    spawn_joint_noise: float = 0.1
+    """Uniform noise (rad) on the joint angles at reset."""
+
+
+TERRAIN_PRESETS = ("flat", "rough")
+"""Terrain variants every robot has."""
+
+
+def task_preset(robot: str = "g1", terrain: str = "rough", num_envs: int = 64) -> TaskCfg:
+    """The task for a built-in robot on "flat" (a plane) or "rough" (the tile curriculum)."""
+    if terrain not in TERRAIN_PRESETS:
+        raise ValueError(f"unknown terrain preset '{terrain}'; known presets: {', '.join(TERRAIN_PRESETS)}.")
+    robot_cfg = get_robot(robot)
+    rewards = RewardCfg(params=RewardParams(base_height_target=robot_cfg.nominal_base_height))
+    return TaskCfg(
+        robot=robot,
+        terrain=None if terrain == "flat" else TerrainCfg(),
+        sim=SimCfg(num_envs=num_envs),
+        rewards=rewards,
+        curriculum=CurriculumCfg(enabled=terrain != "flat"),
+    )
+
+
+def g1_flat(num_envs: int = 64) -> TaskCfg:
+    """Unitree G1 on flat ground."""
+    return task_preset("g1", "flat", num_envs)
+
+
+def g1_rough(num_envs: int = 64) -> TaskCfg:
+    """Unitree G1 on the rough-terrain curriculum (the default task)."""
+    return task_preset("g1", "rough", num_envs)
+
+
+def preset_names() -> list[tuple[str, str]]:
+    """Every (robot, terrain) preset."""
+    return [(r, t) for r in ROBOTS for t in TERRAIN_PRESETS]
