@@ -78,9 +78,21 @@ class LocomotionEnv:
 
     # --- public API -----------------------------------------------------------------------------------
 
-    def reset(self) -> dict[str, np.ndarray]:
-        """Reset every env; return the observation groups (N, D) as float32 copies."""
-        self._reset_envs(np.arange(self.num_envs), log={})
+    def reset(self, seed: int | None = None) -> dict[str, np.ndarray]:
+        """Start a new episode in every env; return the observation groups (N, D) as float32 copies.
+
+        With `seed`, every random stream (commands, DR, noise, curriculum placement) restarts from it,
+        so two envs reset with one seed and given the same actions produce the same observations.
+        """
+        if seed is not None:
+            # In place: the commands, DR, curriculum and observation noise share this generator.
+            self.rng.bit_generator.state = np.random.default_rng(seed).bit_generator.state
+            if self.terrain is not None:
+                self.curriculum = TerrainCurriculum(
+                    self.cfg.curriculum, self.terrain, self.num_envs, self.rng
+                )
+        self._reset_envs(np.arange(self.num_envs), log={}, update_curriculum=False)
+        self._update_state(np.zeros(self.num_envs, dtype=bool))
         return self._observe()
 
     def step(
@@ -148,7 +160,7 @@ class LocomotionEnv:
         """RGB frame (H, W, 3) of one env from a camera tracking its base (MuJoCo offscreen, EGL headless)."""
         from .rendering import EnvRenderer
 
-        if self._renderer is None or self._renderer.size != (width, height):
+        if self._renderer is None or (self._renderer.width, self._renderer.height) != (width, height):
             if self._renderer is not None:
                 self._renderer.close()
             self._renderer = EnvRenderer(self.robot_model, width=width, height=height)
@@ -255,15 +267,13 @@ class LocomotionEnv:
             terminated |= value
         return terminated, causes
 
-    def _reset_envs(self, env_ids: np.ndarray, log: dict[str, float]) -> None:
+    def _reset_envs(self, env_ids: np.ndarray, log: dict[str, float], update_curriculum: bool = True) -> None:
         """Curriculum update, new physics parameters, spawn pose, commands and cleared buffers."""
         k = len(env_ids)
-        if self.curriculum is not None:
+        if self.curriculum is not None and update_curriculum:
             walked = np.linalg.norm(self.sim.base_pos[env_ids, :2] - self._spawn_xy[env_ids], axis=1)
             self.curriculum.update(env_ids, walked, self._commanded_distance[env_ids])
-            origins = self.curriculum.origins[env_ids]
-        else:
-            origins = np.zeros((k, 3))
+        origins = self.curriculum.origins[env_ids] if self.curriculum is not None else np.zeros((k, 3))
         self.domain_rand.reset(env_ids)
         rm = self.robot_model
         qpos = np.tile(rm.default_qpos(), (k, 1))

@@ -205,3 +205,27 @@ def test_user_robot_file_relative_mjcf_and_errors(tmp_path: Path) -> None:
     (tmp_path / "partial.yaml").write_text("name: x\nmjcf: menagerie:unitree_g1/g1.xml\n")
     with pytest.raises(RobotConfigError, match=r"missing required field.*actuated_joints"):
         load_robot_file(tmp_path / "partial.yaml")
+
+
+def test_collision_bodies_touch_the_ground_only(built) -> None:
+    m = built("g1").model
+
+    def bits(body: str) -> set[tuple[int, int]]:
+        b = m.body(body).id
+        return {
+            (int(m.geom_contype[g]), int(m.geom_conaffinity[g]))
+            for g in range(m.ngeom)
+            if m.geom_bodyid[g] == b
+        }
+
+    ground = m.geom("ground").id
+    assert bits("left_knee_link") - {(0, 0)} == {(2, 1)}  # collides with the ground (1, 2) only
+    assert (int(m.geom_contype[ground]), int(m.geom_conaffinity[ground])) == (1, 2)
+    assert bits("left_wrist_yaw_link") <= {(0, 0)}, "arm geoms do not collide at all"
+    selfish = build_model(dataclasses.replace(g1(), self_collisions=True)).model
+    knee = selfish.body("left_knee_link").id
+    assert {int(selfish.geom_contype[g]) for g in range(selfish.ngeom) if selfish.geom_bodyid[g] == knee} >= {
+        3
+    }
+    with pytest.raises(RobotConfigError, match=r"body 'left_shin' \(in collision_bodies\)"):
+        build_model(dataclasses.replace(g1(), collision_bodies=("left_shin",)))

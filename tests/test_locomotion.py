@@ -1,0 +1,222 @@
+"""The locomotion task: observation layout, latency, curriculum, DR, commands, terminations, seeds, smoke."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from humanoid_prior.envs.batched_sim import SimCfg
+from humanoid_prior.envs.commands import CommandCfg, CommandSampler
+from humanoid_prior.envs.curriculum import CurriculumCfg, TerrainCurriculum
+from humanoid_prior.envs.locomotion import LocomotionEnv
+from humanoid_prior.envs.observations import motion_features
+from humanoid_prior.envs.randomization import DomainRandCfg
+from humanoid_prior.envs.task_cfg import TaskCfg, TerminationCfg, preset_names, task_preset
+from humanoid_prior.envs.terrain import TerrainCfg, generate_terrain
+
+NEVER_FALL = TerminationCfg(base_contact=False, max_tilt_deg=180.0, min_base_height_fraction=0.0)
+
+
+def small_task(num_envs: int = 3, **changes) -> TaskCfg:
+    cfg = dataclasses.replace(task_preset("g1", "flat"), sim=SimCfg(num_envs=num_envs, nthread=1))
+    return dataclasses.replace(cfg, **changes)
+
+
+@pytest.fixture(scope="module")
+def flat_env():
+    env = LocomotionEnv(small_task(domain_rand=DomainRandCfg(enabled=False)), seed=0)
+    env.reset(seed=0)
+    yield env
+    env.close()
+
+
+def test_observation_layout_names_and_sizes(flat_env: LocomotionEnv) -> None:
+    layout = {
+        g: [(t.name, t.stop - t.start) for t in terms] for g, terms in flat_env.observations.layouts.items()
+    }
+    j = 12
+    assert layout["proprio"] == [
+        ("base_ang_vel", 3), ("projected_gravity", 3), ("commands", 3), ("joint_pos", j), ("joint_vel", j),
+        ("actions", j), ("gait_clock", 2),
+    ]  # fmt: skip
+    privileged = dict(layout["privileged"])
+    # 9 x 5 base scan points, 5 points around each of 2 feet, 2 x 3 contact forces, 2 x 12 motor strengths.
+    assert (privileged["height_scan"], privileged["feet_height_scan"]) == (45, 10)
+    assert (privileged["feet_contact_force"], privileged["motor_strength"]) == (6, 24)
+    assert flat_env.obs_sizes == {
+        "proprio": 47,
+        "privileged": 47 + 3 + 1 + 45 + 10 + 6 + 2 + 1 + 1 + 3 + 24 + 3,
+    }
+
+
+def test_noise_off_gives_exact_values_and_privileged_holds_clean_proprio(flat_env: LocomotionEnv) -> None:
+    s = flat_env.state
+    s.base_ang_vel[:] = (0.4, -0.8, 1.2)
+    s.commands[:] = (0.5, -0.2, 0.3)
+    s.joint_vel[:] = 2.0
+    s.gait_phase[:] = 0.25
+    clean = {g: v.copy() for g, v in flat_env.observations.compute(s, noise=False).items()}
+    proprio = {
+        t.name: clean["proprio"][:, t.start : t.stop] for t in flat_env.observations.layouts["proprio"]
+    }
+    np.testing.assert_allclose(proprio["base_ang_vel"], [[0.1, -0.2, 0.3]] * 3, rtol=1e-6)  # scale 0.25
+    np.testing.assert_allclose(proprio["commands"], [[0.5, -0.2, 0.3]] * 3, rtol=1e-6)
+    np.testing.assert_allclose(proprio["joint_vel"], 0.1, rtol=1e-6)  # 2 rad/s x 0.05
+    np.testing.assert_allclose(proprio["gait_clock"], [[1.0, 0.0]] * 3, atol=1e-7)  # sin, cos of 2π/4
+    np.testing.assert_allclose(proprio["joint_pos"], (s.joint_pos - s.default_joint_pos).astype(np.float32))
+    # The privileged group starts with the same terms, clean.
+    np.testing.assert_array_equal(clean["privileged"][:, : clean["proprio"].shape[1]], clean["proprio"])
+    noisy = flat_env.observations.compute(s, noise=True)["proprio"].copy()
+    assert not np.allclose(noisy, clean["proprio"])
+
+
+def test_latency_applies_the_action_from_d_steps_ago(monkeypatch: pytest.MonkeyPatch) -> None:
+    cfg = small_task(domain_rand=dataclasses.replace(DomainRandCfg(), latency_steps=(0, 2)))
+    env = LocomotionEnv(cfg, seed=1)
+    env.reset()
+    env.domain_rand.latency[:] = (0, 1, 2)
+    applied: list[np.ndarray] = []
+    real_step = env.sim.step
+
+    def recording_step(joint_targets: np.ndarray) -> np.ndarray:
+        applied.append(joint_targets.copy())
+        return real_step(joint_targets)
+
+    monkeypatch.setattr(env.sim, "step", recording_step)
+    actions = [np.full((3, env.num_joints), float(k + 1)) for k in range(5)]
+    for a in actions:
+        env.step(a)
+    env.close()
+    scale, default = env.action_scale, env.default_joint_pos
+    for k in range(5):
+        for i, d in enumerate((0, 1, 2)):
+            expected = actions[k - d][i] if k >= d else np.zeros(env.num_joints)  # before any action: 0
+            np.testing.assert_allclose(applied[k][i], default + scale * expected)
+
+
+def test_curriculum_promotes_walkers_and_demotes_stragglers() -> None:
+    terrain = generate_terrain(TerrainCfg(num_rows=5, num_cols=2, tile_size=4.0, border=1.0,
+                                          proportions=(("flat", 1.0), ("slope_up", 1.0))))  # fmt: skip
+    cur = TerrainCurriculum(CurriculumCfg(max_init_level=0), terrain, 4, np.random.default_rng(0))
+    cur.levels[:] = 2
+    # Tile 4 m: promote beyond 2 m walked. Env 1 walked 1 m of 6 m asked (< half): demoted.
+    # Env 2 walked 1.5 m of 2 m asked: stays. Env 3 is on the last row and walked: sent to a random row.
+    cur.levels[3] = 4
+    cur.update(
+        np.arange(4),
+        distance=np.array([2.5, 1.0, 1.5, 3.0]),
+        commanded_distance=np.array([5.0, 6.0, 2.0, 4.0]),
+    )
+    assert cur.levels[:3].tolist() == [3, 1, 2]
+    assert 0 <= cur.levels[3] <= 4
+    np.testing.assert_allclose(cur.origins[0], terrain.tile_center(3, cur.types[0]))
+
+
+def test_domain_randomisation_reaches_each_env_model_and_pushes_move_the_base() -> None:
+    cfg = small_task(domain_rand=dataclasses.replace(DomainRandCfg(), push_interval_s=(0.02, 0.02)))
+    env = LocomotionEnv(cfg, seed=2)
+    env.reset()
+    dr, models = env.domain_rand, env.sim.models
+    base = env.sim.model.body(env.robot.base_body).id
+    for i in range(3):
+        assert models[i].geom_friction[0, 0] == pytest.approx(dr.friction[i])
+        assert models[i].body_mass[base] == pytest.approx(env.sim.model.body_mass[base] + dr.added_mass[i])
+        np.testing.assert_allclose(
+            models[i].actuator_gainprm[:, 0], np.asarray(env.robot.kp) * dr.motor_strength[i, :12]
+        )
+    assert len({float(m.geom_friction[0, 0]) for m in models}) == 3, "each env has its own friction"
+    before = env.sim.base_lin_vel_world.copy()
+    env.domain_rand.step(env.dt)  # a push is due after 0.02 s
+    change = env.sim.base_lin_vel_world - before
+    np.testing.assert_allclose(change[:, :2], dr.push_vel[:, :2])
+    assert np.abs(change[:, :2]).max() > 0.0
+    env.close()
+
+
+def test_commands_ranges_standing_and_small_commands() -> None:
+    rng = np.random.default_rng(0)
+    sampler = CommandSampler(CommandCfg(standing_fraction=0.0, small_command=0.2), 2000, 0.02, rng)
+    sampler.resample(np.arange(2000))
+    c = sampler.commands
+    assert c[:, 0].min() >= -0.5 and c[:, 0].max() <= 1.0
+    speed = np.linalg.norm(c[:, :2], axis=1)
+    assert ((speed == 0.0) | (speed >= 0.2)).all() and (speed == 0.0).any()
+    standing = CommandSampler(CommandCfg(standing_fraction=1.0), 50, 0.02, rng)
+    standing.resample(np.arange(50))
+    assert not standing.commands.any()
+    heading = CommandSampler(CommandCfg(heading_command=True, standing_fraction=0.0), 2, 0.02, rng)
+    heading.resample(np.arange(2))
+    heading.heading[:] = (1.0, -1.0)
+    heading.step(base_yaw=np.zeros(2))
+    assert heading.commands[0, 2] > 0 > heading.commands[1, 2], "turns towards the heading target"
+
+
+def test_failures_terminate_and_time_outs_truncate() -> None:
+    env = LocomotionEnv(small_task(episode_length_s=0.06, terminations=NEVER_FALL), seed=0)
+    env.reset()
+    for _ in range(2):
+        _, _, terminated, truncated, info = env.step(np.zeros((3, 12)))
+        assert not terminated.any() and not truncated.any()
+    _, _, terminated, truncated, info = env.step(np.zeros((3, 12)))
+    assert truncated.all() and not terminated.any()
+    assert info["episode"]["l"].tolist() == [3, 3, 3]
+    env.close()
+    falls = LocomotionEnv(small_task(terminations=TerminationCfg(min_base_height_fraction=10.0)), seed=0)
+    falls.reset()
+    _, _, terminated, truncated, info = falls.step(np.zeros((3, 12)))
+    assert terminated.all() and not truncated.any()
+    assert info["log"]["term/base_height"] == 1.0
+    assert (falls.rewards.last_terms["termination"] < 0).all()
+    falls.close()
+
+
+def test_same_seed_same_observations() -> None:
+    runs = []
+    for seed in (7, 7, 8):
+        env = LocomotionEnv(small_task(num_envs=2), seed=seed)
+        obs = [env.reset(seed=seed)]
+        rng = np.random.default_rng(3)
+        for _ in range(100):
+            obs.append(env.step(rng.normal(0.0, 0.5, (2, 12)))[0])
+        env.close()
+        runs.append(obs)
+    for a, b in zip(runs[0], runs[1], strict=True):
+        for group in a:
+            np.testing.assert_array_equal(a[group], b[group])
+    assert not np.array_equal(runs[0][50]["proprio"], runs[2][50]["proprio"]), "another seed differs"
+
+
+def test_motion_features_on_a_known_state(flat_env: LocomotionEnv) -> None:
+    s = flat_env.state
+    feats = motion_features(s)
+    assert feats.shape == (3, 2 * 12 + 3 + 3 + 1 + 2 * 3)
+    # Base unrotated at (1, 2, 0.8), feet at (1.1, 2.1, 0.05) and (1.1, 1.9, 0.05): base frame = offsets.
+    s_copy = dataclasses.replace(
+        s,
+        base_pos=np.tile([1.0, 2.0, 0.8], (3, 1)),
+        base_quat=np.tile([1.0, 0.0, 0.0, 0.0], (3, 1)),
+        feet_pos=np.tile([[1.1, 2.1, 0.05], [1.1, 1.9, 0.05]], (3, 1, 1)),
+    )
+    np.testing.assert_allclose(
+        motion_features(s_copy)[0, -6:], [0.1, 0.1, -0.75, 0.1, -0.1, -0.75], atol=1e-12
+    )
+
+
+@pytest.mark.parametrize(("robot", "terrain"), preset_names())
+def test_every_preset_runs_100_random_steps(robot: str, terrain: str) -> None:
+    cfg = task_preset(robot, terrain, num_envs=4)
+    if cfg.terrain is not None:  # a smaller grid keeps the test quick; same generator and code path
+        cfg = dataclasses.replace(cfg, terrain=dataclasses.replace(cfg.terrain, num_rows=3, num_cols=7))
+    env = LocomotionEnv(dataclasses.replace(cfg, sim=SimCfg(num_envs=4, nthread=2)), seed=0)
+    obs = env.reset()
+    rng = np.random.default_rng(0)
+    for _ in range(100):
+        obs, reward, terminated, truncated, _ = env.step(rng.uniform(-1.0, 1.0, (4, env.num_joints)))
+        assert reward.shape == terminated.shape == truncated.shape == (4,)
+        assert np.isfinite(reward).all()
+        for group, size in env.obs_sizes.items():
+            assert obs[group].shape == (4, size) and obs[group].dtype == np.float32
+            assert np.isfinite(obs[group]).all()
+    env.close()
