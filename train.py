@@ -1,39 +1,157 @@
 #!/usr/bin/env python
 """humanoid_prior command line: one entry point for every stage.
 
-    python train.py robot --robot g1                 # compile a robot and check it stands
-    python train.py robot --robot-file my_robot.yaml # the same for your own robot description
+    python train.py teacher                          # G1 teacher on the rough curriculum (default preset)
+    python train.py teacher --preset g1_flat         # G1 on flat ground, 20 minutes
+    python train.py teacher --ppo.learning-rate 3e-4 --task.sim.num-envs 128   # any field overrides
+    python train.py teacher --resume runs/<run>      # continue a run from its last checkpoint
+    python train.py eval --run runs/<run>            # fixed evaluation protocol -> JSON
+    python train.py play --run runs/<run>            # video of the trained policy
+    python train.py robot --robot-file my_robot.yaml # compile a robot description and check it stands
 
-Training stages (teacher, student, export, play, eval, pipeline) join as they are built.
+`python train.py <command> --help` lists every option of a command.
 """
 
 from __future__ import annotations
 
+import functools
+import json
 import sys
 from collections.abc import Callable
-from typing import Any
+from dataclasses import dataclass
+from pathlib import Path
 
 import tyro
 
-from humanoid_prior.envs.robots import RobotConfigError
+from humanoid_prior.checkpoint import CheckpointError
+from humanoid_prior.config import TeacherCfg, g1_flat, g1_rough, teacher_preset
+from humanoid_prior.envs.robots import ROBOTS, RobotConfigError
 from humanoid_prior.robot_check import RobotCheckArgs, run_robot_check
 
-# Subcommand name -> (its argument dataclass, what runs it).
-COMMANDS: dict[str, tuple[type, Callable[[Any], None]]] = {
-    "robot": (RobotCheckArgs, lambda args: print(run_robot_check(args))),
-}
+PRESETS: dict[str, Callable[[], TeacherCfg]] = {"g1_rough": g1_rough, "g1_flat": g1_flat}
+PRESETS.update({
+    f"{robot}_{terrain}": functools.partial(teacher_preset, robot, terrain)
+    for robot in ROBOTS for terrain in ("flat", "rough") if robot != "g1"
+})  # fmt: skip
+
+
+@dataclass
+class EvalArgs:
+    """Run the fixed evaluation protocol on a trained run and write its JSON."""
+
+    run: Path
+    """Run directory (runs/<name>)."""
+    out: Path | None = None
+    """Output JSON (default: <run>/eval.json)."""
+    protocol: str | None = None
+    """'flat' or 'rough' (default: the run's terrain)."""
+
+
+@dataclass
+class PlayArgs:
+    """Render a video of a trained policy."""
+
+    run: Path
+    """Run directory (runs/<name>)."""
+    seconds: float = 10.0
+    """Video length."""
+    out: Path | None = None
+    """Output MP4 (default: <run>/videos/play.mp4)."""
+    command: tuple[float, float, float] = (0.5, 0.0, 0.0)
+    """Held command (v_x, v_y, yaw rate)."""
+
+
+def teacher(argv: list[str]) -> None:
+    """`train.py teacher [--preset NAME] [--resume RUN_DIR] [--no-wandb] [config overrides]`."""
+    from humanoid_prior.teacher import train_teacher
+
+    preset, resume, use_wandb, rest = "g1_rough", None, True, []
+    args = iter(argv)
+    for arg in args:
+        if arg == "--preset":
+            preset = next(args, "")
+        elif arg == "--resume":
+            resume = Path(next(args, ""))
+        elif arg == "--no-wandb":
+            use_wandb = False
+        else:
+            rest.append(arg)
+    if resume is not None and rest:
+        raise SystemExit(
+            f"error: --resume continues with the run's saved config.json; drop the overrides {rest} "
+            "(or start a new run with them)."
+        )
+    if preset not in PRESETS:
+        raise SystemExit(f"error: unknown preset '{preset}'; presets: {', '.join(PRESETS)}")
+    description = (
+        f"Train a privileged teacher (preset '{preset}'; --preset NAME, --resume RUN_DIR, --no-wandb)."
+    )
+    cfg = tyro.cli(
+        TeacherCfg, args=rest, default=PRESETS[preset](), prog="train.py teacher", description=description
+    )
+    run_dir = train_teacher(cfg, resume=resume, use_wandb=use_wandb)
+    print(f"run directory: {run_dir}")
+
+
+def evaluate_run(args: EvalArgs) -> None:
+    """Evaluate the newest checkpoint of a run."""
+    from humanoid_prior.evaluation import EvalCfg, evaluate, rough_eval
+    from humanoid_prior.policy_io import load_policy
+
+    policy = load_policy(args.run)
+    protocol = args.protocol or policy.cfg.terrain_name
+    result = evaluate(policy.cfg.task, policy, rough_eval() if protocol == "rough" else EvalCfg())
+    result.update(checkpoint=str(policy.checkpoint), env_steps=policy.num_timesteps,
+                  minutes=policy.trained_seconds / 60.0, protocol=protocol)  # fmt: skip
+    out = args.out or args.run / "eval.json"
+    out.write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps(result["summary"], indent=2))
+    print(f"written: {out}")
+
+
+def play(args: PlayArgs) -> None:
+    """Video of env 0 under the trained policy with a held command."""
+    import dataclasses
+
+    from humanoid_prior.envs.batched_sim import SimCfg
+    from humanoid_prior.envs.locomotion import LocomotionEnv
+    from humanoid_prior.monitoring import write_video
+    from humanoid_prior.policy_io import load_policy
+
+    policy = load_policy(args.run)
+    task = policy.cfg.task
+    commands = dataclasses.replace(task.commands, resample_interval_s=(1e9, 1e9), standing_fraction=0.0)
+    env = LocomotionEnv(
+        dataclasses.replace(task, commands=commands, sim=SimCfg(num_envs=1, nthread=1)), seed=1
+    )
+    env.reset()
+    env.commands.commands[:] = args.command
+    obs, frames = env.observe(), []
+    for _ in range(round(args.seconds / env.dt)):
+        obs, *_ = env.step(policy(obs))
+        frames.append(env.render(0, 480, 360))
+    env.close()
+    out = write_video(frames, args.out or args.run / "videos" / "play.mp4", fps=round(1 / env.dt))
+    print(f"written: {out}")
 
 
 def main() -> None:
-    """Parse one subcommand and run it; configuration errors end with their message, not a traceback."""
-    args = tyro.extras.subcommand_cli_from_dict(
-        {name: cls for name, (cls, _) in COMMANDS.items()}, prog="train.py"
-    )
-    run = next(fn for cls, fn in COMMANDS.values() if isinstance(args, cls))
+    """Dispatch to a command; configuration errors end with their message, not a traceback."""
+    command, argv = (sys.argv[1], sys.argv[2:]) if len(sys.argv) > 1 else ("--help", [])
     try:
-        run(args)
-    except RobotConfigError as exc:
-        sys.exit(f"error: {exc}")
+        if command == "teacher":
+            teacher(argv)
+        elif command == "eval":
+            evaluate_run(tyro.cli(EvalArgs, args=argv, prog="train.py eval"))
+        elif command == "play":
+            play(tyro.cli(PlayArgs, args=argv, prog="train.py play"))
+        elif command == "robot":
+            print(run_robot_check(tyro.cli(RobotCheckArgs, args=argv, prog="train.py robot")))
+        else:
+            print(__doc__)
+            raise SystemExit(0 if command in ("-h", "--help") else f"error: unknown command '{command}'")
+    except (RobotConfigError, CheckpointError, FileNotFoundError) as exc:
+        raise SystemExit(f"error: {exc}") from None
 
 
 if __name__ == "__main__":

@@ -7,8 +7,9 @@ Measures, in one run on one machine (policy steps per second, medians over repea
         plus reading every named state array the task uses;
   env   the full locomotion task step (`LocomotionEnv.step`: latency buffer, DR pushes, TaskState,
         terminations, rewards, commands, resets with curriculum and DR, observations) on the
-        `--task` preset, against `env_sim`, the same env's own simulator stepped alone with the same
-        (default-pose) targets: `task_overhead = 1 - env / env_sim`;
+        `--task` preset with default-pose actions; `env_sim` is the rate of the simulator calls inside
+        those same env steps (time spent in `BatchedSim.step` only), so `task_overhead = 1 - env/env_sim`
+        is the share of the task's own work, on identical physics;
   peer  one gymnasium env per process (one MjData, PD torques computed in Python each substep)
         under stable-baselines3's SubprocVecEnv with 2 processes — what a user would write by hand.
 Every repeat starts from the default pose and lasts `--horizon` policy steps, so all three step
@@ -65,23 +66,30 @@ def raw_steps_per_s(rm: RobotModel, num_envs: int, decimation: int, nthread: int
     return num_envs * horizon / (time.perf_counter() - start)
 
 
-def env_steps_per_s(env: LocomotionEnv, horizon: int) -> float:
+def env_steps_per_s(env: LocomotionEnv, horizon: int) -> tuple[float, float]:
+    """(env steps/s, steps/s of the simulator calls inside them)."""
     env.reset()
     actions = np.zeros((env.num_envs, env.num_joints))  # default-pose targets, as in sim_steps_per_s
-    start = time.perf_counter()
-    for _ in range(horizon):
-        env.step(actions)
-    return env.num_envs * horizon / (time.perf_counter() - start)
+    in_sim = 0.0
+    sim_step = env.sim.step
 
+    def timed_step(joint_targets: np.ndarray) -> np.ndarray:
+        nonlocal in_sim
+        t0 = time.perf_counter()
+        result = sim_step(joint_targets)
+        in_sim += time.perf_counter() - t0
+        return result
 
-def env_sim_steps_per_s(env: LocomotionEnv, horizon: int) -> float:
-    """The env's own simulator alone, from the env's spawn states (tiles, randomised models)."""
-    env.reset()
-    targets = np.tile(env.default_joint_pos, (env.num_envs, 1))
-    start = time.perf_counter()
-    for _ in range(horizon):
-        env.sim.step(targets)
-    return env.num_envs * horizon / (time.perf_counter() - start)
+    env.sim.step = timed_step  # type: ignore[method-assign]
+    try:
+        start = time.perf_counter()
+        for _ in range(horizon):
+            env.step(actions)
+        elapsed = time.perf_counter() - start
+    finally:
+        del env.sim.step  # back to the class method
+    steps = env.num_envs * horizon
+    return steps / elapsed, steps / in_sim
 
 
 def sim_steps_per_s(sim: BatchedSim, horizon: int) -> float:
@@ -183,11 +191,6 @@ def main() -> None:
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
 
-    # The peer runs alone, first, and its processes are gone before the rest: left alive (idle), they
-    # were measured to slow the batched simulator by ~7% in this process, for no reason we found.
-    venv = SubprocVecEnv([lambda: PeerPDEnv(args.robot, args.decimation) for _ in range(args.peer_procs)])
-    peers = [peer_steps_per_s(venv, args.horizon) for _ in range(args.repeats + 1)][1:]
-    venv.close()
     rm = build_model(get_robot(args.robot))
     raws, sims = [], []
     sim_cfg = SimCfg(num_envs=args.num_envs, decimation=args.decimation, nthread=args.threads)
@@ -201,15 +204,21 @@ def main() -> None:
     envs, env_sims = [], []
     env = LocomotionEnv(task_preset(args.robot, args.task, num_envs=args.num_envs))
     for _ in range(args.repeats + 1):
-        env_sims.append(env_sim_steps_per_s(env, args.horizon))
-        envs.append(env_steps_per_s(env, args.horizon))
+        env_rate, sim_rate = env_steps_per_s(env, args.horizon)
+        envs.append(env_rate)
+        env_sims.append(sim_rate)
     env.close()
     envs, env_sims = envs[1:], env_sims[1:]
+    # The peer runs last, alone: once its worker processes (and multiprocessing's fork server) exist,
+    # the batched simulator in this process measured 10-15% slower, for no reason we found.
+    venv = SubprocVecEnv([lambda: PeerPDEnv(args.robot, args.decimation) for _ in range(args.peer_procs)])
+    peers = [peer_steps_per_s(venv, args.horizon) for _ in range(args.repeats + 1)][1:]
+    venv.close()
     overhead = statistics.median(1.0 - e / s for e, s in zip(envs, env_sims, strict=True))
     raw, simv, peer = statistics.median(raws), statistics.median(sims), statistics.median(peers)
+    speedup = simv / peer
     # The ratio is the median of per-round ratios: a slow spell on the machine cancels within a round.
     ratio = statistics.median(s / r for s, r in zip(sims, raws, strict=True))
-    speedup = simv / peer
     result = {
         "robot": args.robot,
         "num_envs": args.num_envs,

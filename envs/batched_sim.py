@@ -43,11 +43,13 @@ class BatchedSim:
     is a fancy-indexed copy), so writing `sim.qvel[ids, :3] += push` changes the next step's start.
     """
 
-    def __init__(self, robot_model: RobotModel, cfg: SimCfg, per_env_models: bool = False) -> None:
+    def __init__(self, robot_model: RobotModel, cfg: SimCfg, model_variants: int = 0) -> None:
         """Create the batch at the default pose.
 
-        With `per_env_models`, every env gets its own copy of the model (`self.models[i]`), so that
-        domain randomisation can change one env's friction, masses or gains without touching the rest.
+        With `model_variants` = K > 0 the simulator holds K copies of the model (`self.variants`) and
+        each env steps with one of them (`assign_variants`), so that domain randomisation can give envs
+        different friction, masses or gains. A copy of a humanoid model with its meshes is ~70 MB, so K
+        is kept well below the number of envs rather than one copy per env.
         """
         if cfg.num_envs < 1:
             raise ValueError(f"SimCfg.num_envs must be >= 1, got {cfg.num_envs}.")
@@ -74,10 +76,12 @@ class BatchedSim:
         self._qvel = slice(1 + model.nq, 1 + model.nq + model.nv)
 
         self._datas = [mujoco.MjData(model) for _ in range(self.nthread)]
-        self.models: list[mujoco.MjModel] = (
-            [copy.deepcopy(model) for _ in range(n)] if per_env_models else [model] * n
-        )
-        """The model each env is stepped with (the same object for all, unless per_env_models)."""
+        self.variants: list[mujoco.MjModel] = [copy.copy(model) for _ in range(model_variants)]
+        """Independent model copies that domain randomisation edits."""
+        self.variant_of_env = np.zeros(n, dtype=np.intp)
+        """Which variant each env steps with (meaningful only when there are variants)."""
+        self.models: list[mujoco.MjModel] = [self.variants[0] if self.variants else model] * n
+        """The model each env is stepped with (rollout takes one per env; entries share objects)."""
         self._pool = rollout.Rollout(nthread=self.nthread)
         # One chunk per thread: fewer hand-offs than rollout's default of ten per thread (measured).
         self._chunk = max(1, n // self.nthread)
@@ -106,6 +110,14 @@ class BatchedSim:
         self.reset(ids, np.tile(robot_model.default_qpos(), (n, 1)))
 
     # --- stepping -------------------------------------------------------------------------------------
+
+    def assign_variants(self, env_ids: np.ndarray, variant_ids: np.ndarray) -> None:
+        """Make `env_ids` step with the model variants `variant_ids` from their next step on."""
+        if not self.variants:
+            raise ValueError("this BatchedSim has no model variants (create it with model_variants > 0).")
+        self.variant_of_env[env_ids] = variant_ids
+        for i, v in zip(np.asarray(env_ids).tolist(), np.asarray(variant_ids).tolist(), strict=True):
+            self.models[i] = self.variants[v]
 
     def step(self, joint_targets: np.ndarray) -> np.ndarray:
         """Advance every env one policy step holding `joint_targets` (num_envs, num_joints) as PD targets.

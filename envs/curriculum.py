@@ -47,6 +47,12 @@ class TerrainCurriculum:
         """Mean row index over the batch (0 = easiest)."""
         return float(self.levels.mean())
 
+    def place(self, env_ids: np.ndarray, levels: np.ndarray, types: np.ndarray) -> None:
+        """Put `env_ids` on given tiles (rows `levels`, columns `types`); used by evaluation."""
+        self.levels[env_ids] = levels
+        self.types[env_ids] = types
+        self.origins[env_ids] = self.terrain.tile_centers(levels, types)
+
     def update(self, env_ids: np.ndarray, distance: np.ndarray, commanded_distance: np.ndarray) -> None:
         """Move `env_ids` up or down from how far they walked (m) against how far they were asked to."""
         if not self.cfg.enabled or len(env_ids) == 0:

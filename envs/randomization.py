@@ -1,8 +1,8 @@
 """Domain randomisation: physical parameters per env, resampled at reset, and random pushes.
 
 Model parameters (friction, base mass and centre of mass, PD gains, joint friction and armature)
-live in each env's own `MjModel` copy (`BatchedSim(per_env_models=True)`), written when the env
-resets. Action latency is a true delay of whole control steps, applied by the env's action buffer.
+live in K model copies (`BatchedSim(model_variants=K)`), one drawn per env at each reset. Action
+latency is a true delay of whole control steps, applied by the env's action buffer.
 Pushes change the base velocity in the simulator's state at random intervals.
 """
 
@@ -43,6 +43,8 @@ class DomainRandCfg:
     """Largest planar velocity change of a push (m/s)."""
     push_decay_s: float = 0.5
     """Time constant with which the privileged 'current push' observation fades."""
+    model_variants: int = 16
+    """Randomised model copies (each ~70 MB for a humanoid with meshes); envs draw one at every reset."""
 
     def __post_init__(self) -> None:
         """Check ranges (validation only)."""
@@ -55,10 +57,17 @@ class DomainRandCfg:
                 )
         if self.friction[0] <= 0 or self.latency_steps[0] < 0:
             raise ValueError("DomainRandCfg: friction must be > 0 and latency_steps >= 0.")
+        if self.enabled and self.model_variants < 1:
+            raise ValueError(f"DomainRandCfg.model_variants must be >= 1, got {self.model_variants}.")
 
 
 class DomainRandomizer:
-    """Samples and applies per-env physical parameters; keeps them for the privileged observation."""
+    """Samples and applies physical parameters; keeps each env's for the privileged observation.
+
+    Model parameters are drawn once per model variant (`DomainRandCfg.model_variants` copies of the
+    model); at every reset an env is given a random variant, so its friction, masses and gains change
+    from episode to episode among K draws. Latency, pushes and encoder bias are drawn per env.
+    """
 
     def __init__(self, cfg: DomainRandCfg, sim: BatchedSim, rng: np.random.Generator) -> None:
         self.cfg = cfg
@@ -66,17 +75,8 @@ class DomainRandomizer:
         self.rng = rng
         n, rm = sim.num_envs, sim.robot_model
         j = rm.num_joints
-        m = sim.model
-        self._base = m.body(rm.robot.base_body).id
+        self._base = sim.model.body(rm.robot.base_body).id
         self._dofs = rm.joint_dof_adr
-        self._nominal = {
-            "mass": float(m.body_mass[self._base]),
-            "ipos": m.body_ipos[self._base].copy(),
-            "gain": m.actuator_gainprm[:, 0].copy(),
-            "bias": m.actuator_biasprm[:, :3].copy(),
-            "frictionloss": m.dof_frictionloss[self._dofs].copy(),
-            "armature": m.dof_armature[self._dofs].copy(),
-        }
         self.friction = np.ones(n)
         self.added_mass = np.zeros(n)
         self.com_offset = np.zeros((n, 3))
@@ -84,8 +84,39 @@ class DomainRandomizer:
         self.latency = np.zeros(n, dtype=np.intp)
         self.push_vel = np.zeros((n, 3))
         self._next_push = np.full(n, np.inf)
-        if cfg.enabled and sim.models[0] is sim.models[-1] and n > 1:
-            raise ValueError("DomainRandomizer needs BatchedSim(..., per_env_models=True).")
+        if cfg.enabled and len(sim.variants) == 0:
+            raise ValueError("DomainRandomizer needs BatchedSim(..., model_variants=K) with K > 0.")
+        self._variant_params = self._sample_variants() if cfg.enabled else None
+
+    def _sample_variants(self) -> dict[str, np.ndarray]:
+        """Draw every model variant's parameters and write them into its model."""
+        cfg, rng = self.cfg, self.rng
+        k, j = len(self.sim.variants), self.sim.robot_model.num_joints
+        params = {
+            "friction": rng.uniform(*cfg.friction, k),
+            "added_mass": rng.uniform(*cfg.added_mass, k),
+            "com_offset": rng.uniform(*cfg.com_offset, (k, 3)),
+            "motor_strength": np.hstack(
+                [rng.uniform(*cfg.kp_scale, (k, j)), rng.uniform(*cfg.kd_scale, (k, j))]
+            ),
+            "joint_friction": rng.uniform(*cfg.joint_friction, (k, j)),
+            "armature": rng.uniform(*cfg.armature_scale, (k, j)),
+        }
+        nominal = self.sim.model
+        gain, bias = nominal.actuator_gainprm[:, 0], nominal.actuator_biasprm[:, :3]
+        for v, m in enumerate(self.sim.variants):
+            kp, kd = params["motor_strength"][v, :j], params["motor_strength"][v, j:]
+            m.geom_friction[:, 0] = params["friction"][v]
+            m.body_mass[self._base] = nominal.body_mass[self._base] + params["added_mass"][v]
+            m.body_ipos[self._base] = nominal.body_ipos[self._base] + params["com_offset"][v]
+            m.actuator_gainprm[:, 0] = gain * kp
+            m.actuator_biasprm[:, 1] = bias[:, 1] * kp
+            m.actuator_biasprm[:, 2] = bias[:, 2] * kd
+            m.dof_frictionloss[self._dofs] = (
+                nominal.dof_frictionloss[self._dofs] + params["joint_friction"][v]
+            )
+            m.dof_armature[self._dofs] = nominal.dof_armature[self._dofs] * params["armature"][v]
+        return params
 
     @property
     def max_latency(self) -> int:
@@ -93,37 +124,25 @@ class DomainRandomizer:
         return self.cfg.latency_steps[1] if self.cfg.enabled else 0
 
     def reset(self, env_ids: np.ndarray) -> None:
-        """Sample new parameters for `env_ids` and write them into their models."""
+        """Give `env_ids` a random model variant, a latency and a push timer."""
         cfg, rng, k = self.cfg, self.rng, len(env_ids)
-        if k == 0 or not cfg.enabled:
+        if k == 0 or self._variant_params is None:
             return
-        j = self.sim.robot_model.num_joints
-        self.friction[env_ids] = rng.uniform(*cfg.friction, k)
-        self.added_mass[env_ids] = rng.uniform(*cfg.added_mass, k)
-        self.com_offset[env_ids] = rng.uniform(*cfg.com_offset, (k, 3))
-        kp = rng.uniform(*cfg.kp_scale, (k, j))
-        kd = rng.uniform(*cfg.kd_scale, (k, j))
-        self.motor_strength[env_ids] = np.hstack([kp, kd])
-        joint_friction = rng.uniform(*cfg.joint_friction, (k, j))
-        armature = rng.uniform(*cfg.armature_scale, (k, j))
+        variants = rng.integers(0, len(self.sim.variants), k)
+        self.sim.assign_variants(env_ids, variants)
+        params = self._variant_params
+        self.friction[env_ids] = params["friction"][variants]
+        self.added_mass[env_ids] = params["added_mass"][variants]
+        self.com_offset[env_ids] = params["com_offset"][variants]
+        self.motor_strength[env_ids] = params["motor_strength"][variants]
         self.latency[env_ids] = rng.integers(cfg.latency_steps[0], cfg.latency_steps[1] + 1, k)
         self.push_vel[env_ids] = 0.0
         self._next_push[env_ids] = rng.uniform(*cfg.push_interval_s, k)
-        nom = self._nominal
-        # One model per resetting env: a loop over the few envs that reset this step, not the batch.
-        for row, i in enumerate(env_ids):
-            m = self.sim.models[i]
-            m.geom_friction[:, 0] = self.friction[i]
-            m.body_mass[self._base] = nom["mass"] + self.added_mass[i]
-            m.body_ipos[self._base] = nom["ipos"] + self.com_offset[i]
-            m.actuator_gainprm[:, 0] = nom["gain"] * kp[row]
-            m.actuator_biasprm[:, 1] = nom["bias"][:, 1] * kp[row]
-            m.actuator_biasprm[:, 2] = nom["bias"][:, 2] * kd[row]
-            m.dof_frictionloss[self._dofs] = nom["frictionloss"] + joint_friction[row]
-            m.dof_armature[self._dofs] = nom["armature"] * armature[row]
 
     def step(self, dt: float) -> None:
         """Apply due pushes to the simulator's base velocity and let the push observation fade."""
+        if self._variant_params is None:
+            return
         self._next_push -= dt
         self.push_vel *= np.exp(-dt / self.cfg.push_decay_s)
         due = np.flatnonzero(self._next_push <= 0.0)

@@ -66,7 +66,7 @@ class TerrainCfg:
     """Difficulty of the first and last row, within [0, 1]; rows in between are linear."""
     max_slope_deg: float = 20.0
     """Slope angle in degrees at difficulty 1 (angle = difficulty * max_slope_deg)."""
-    step_height_range: tuple[float, float] = (0.02, 0.16)
+    step_height_range: tuple[float, float] = (0.02, 0.18)
     """Stair step height in metres at difficulty 0 and 1 (linear in difficulty)."""
     step_width: float = 0.3
     """Stair tread depth in metres."""

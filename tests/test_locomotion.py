@@ -115,21 +115,24 @@ def test_curriculum_promotes_walkers_and_demotes_stragglers() -> None:
 
 
 def test_domain_randomisation_reaches_each_env_model_and_pushes_move_the_base() -> None:
-    cfg = small_task(domain_rand=dataclasses.replace(DomainRandCfg(), push_interval_s=(0.02, 0.02)))
-    env = LocomotionEnv(cfg, seed=2)
+    dr_cfg = dataclasses.replace(DomainRandCfg(), push_interval_s=(0.02, 0.02), model_variants=4)
+    env = LocomotionEnv(small_task(domain_rand=dr_cfg), seed=2)
     env.reset()
-    dr, models = env.domain_rand, env.sim.models
-    base = env.sim.model.body(env.robot.base_body).id
+    dr, sim = env.domain_rand, env.sim
+    base = sim.model.body(env.robot.base_body).id
+    assert len({float(m.geom_friction[0, 0]) for m in sim.variants}) == 4, "each variant has its own friction"
     for i in range(3):
-        assert models[i].geom_friction[0, 0] == pytest.approx(dr.friction[i])
-        assert models[i].body_mass[base] == pytest.approx(env.sim.model.body_mass[base] + dr.added_mass[i])
+        model = sim.models[i]
+        assert model is sim.variants[sim.variant_of_env[i]]
+        assert model.geom_friction[0, 0] == pytest.approx(dr.friction[i])
+        assert model.body_mass[base] == pytest.approx(sim.model.body_mass[base] + dr.added_mass[i])
         np.testing.assert_allclose(
-            models[i].actuator_gainprm[:, 0], np.asarray(env.robot.kp) * dr.motor_strength[i, :12]
+            model.actuator_gainprm[:, 0], np.asarray(env.robot.kp) * dr.motor_strength[i, :12]
         )
-    assert len({float(m.geom_friction[0, 0]) for m in models}) == 3, "each env has its own friction"
-    before = env.sim.base_lin_vel_world.copy()
-    env.domain_rand.step(env.dt)  # a push is due after 0.02 s
-    change = env.sim.base_lin_vel_world - before
+    assert sim.model.geom_friction[0, 0] == 1.0, "the nominal model is untouched"
+    before = sim.base_lin_vel_world.copy()
+    dr.step(env.dt)  # a push is due after 0.02 s
+    change = sim.base_lin_vel_world - before
     np.testing.assert_allclose(change[:, :2], dr.push_vel[:, :2])
     assert np.abs(change[:, :2]).max() > 0.0
     env.close()

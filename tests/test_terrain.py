@@ -36,8 +36,8 @@ def chebyshev_samples() -> np.ndarray:
 @pytest.mark.parametrize(("kind", "sign"), [("stairs_up", 1.0), ("stairs_down", -1.0)])
 def test_stairs_are_concentric_flat_treads_of_one_step_height(kind, sign):
     terrain = generate_terrain(small_cfg(kind))
-    tile = terrain.tile_heights(1, 0)  # d = 0.5: step = 0.02 + (0.16 - 0.02) * 0.5 = 0.09 m
-    step = 0.09
+    tile = terrain.tile_heights(1, 0)  # d = 0.5: step = 0.02 + (0.18 - 0.02) * 0.5 = 0.10 m
+    step = 0.10
     # Platform: Chebyshev distance <= 1.0 m = 10 samples -> height 0. Then treads of 0.3 m = 3 samples:
     # samples 11..13 are step 1, 14..16 step 2, ..., 38..40 step 10 (the tile edge at -4.0 m).
     expected_by_distance = np.concatenate([np.zeros(11)] + [np.full(3, k * step) for k in range(1, 11)])
@@ -54,7 +54,7 @@ def test_stairs_height_k_steps_out_from_platform_edge_in_world_coordinates(kind,
     out = 1.0 + (k - 0.5) * 0.3  # middle of tread k, measured from the tile centre
     for direction in ((1, 0), (-1, 0), (0, 1), (0, -1)):
         pts = np.stack([cx + direction[0] * out, cy + direction[1] * out], axis=-1)
-        np.testing.assert_allclose(terrain.height_at(pts), sign * k * 0.09, atol=1e-6)
+        np.testing.assert_allclose(terrain.height_at(pts), sign * k * 0.10, atol=1e-6)
 
 
 # --- slopes -------------------------------------------------------------------------------------
@@ -248,9 +248,9 @@ def test_difficulty_grows_with_row():
         assert 0.0 <= tile(0, kind).max() < tile(1, kind).max()
     for kind in ("slope_down", "stairs_down"):
         assert tile(0, kind).min() > tile(1, kind).min()
-    # d = 0 slope angle is 0 deg (flat); d = 1 stairs top out at 10 steps of 0.16 m.
+    # d = 0 slope angle is 0 deg (flat); d = 1 stairs top out at 10 steps of 0.18 m.
     assert not tile(0, "slope_up").any()
-    assert tile(1, "stairs_up").max() == pytest.approx(1.6, abs=1e-5)
+    assert tile(1, "stairs_up").max() == pytest.approx(1.8, abs=1e-5)
     # Roughness amplitude 0.01 m at d = 0, 0.06 m at d = 1; obstacles up to 0.03 m and 0.15 m.
     tol = 1e-6
     assert np.abs(tile(0, "rough")).max() <= 0.01 + tol < np.abs(tile(1, "rough")).max() <= 0.06 + tol

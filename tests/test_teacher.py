@@ -1,0 +1,176 @@
+"""Teacher training machinery: checkpoints (atomic, validated), resume, determinism, configs, evaluation."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from humanoid_prior.checkpoint import CheckpointError, list_checkpoints, load_checkpoint, save_checkpoint
+from humanoid_prior.config import PPOCfg, RunCfg, TeacherCfg, g1_flat, g1_rough, teacher_preset, to_dict
+from humanoid_prior.config_io import from_dict
+from humanoid_prior.envs.batched_sim import SimCfg
+from humanoid_prior.evaluation import EvalCfg, evaluate
+from humanoid_prior.policy_io import load_policy
+from humanoid_prior.teacher import TrainingSession, learning_rate_schedule, train_teacher
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def tiny_cfg(tmp_path: Path, **run_changes) -> TeacherCfg:
+    cfg = g1_flat()
+    task = dataclasses.replace(cfg.task, sim=SimCfg(num_envs=4, nthread=1))
+    run = dataclasses.replace(
+        RunCfg(),
+        run_dir=str(tmp_path),
+        name="tiny",
+        total_steps=64,
+        checkpoint_every=1,
+        video_every=0,
+        progress_bar=False,
+        **run_changes,
+    )
+    ppo = dataclasses.replace(PPOCfg(), n_steps=8, batch_size=16, n_epochs=1)
+    return dataclasses.replace(cfg, task=task, run=run, ppo=ppo)
+
+
+def test_configs_round_trip_through_json() -> None:
+    for cfg in (g1_flat(), g1_rough(), teacher_preset("t1", "rough")):
+        assert from_dict(TeacherCfg, json.loads(json.dumps(to_dict(cfg)))) == cfg
+    with pytest.raises(ValueError, match="unknown field"):
+        from_dict(TeacherCfg, {"ppo": {"n_stepz": 3}})
+
+
+def test_linear_learning_rate_schedule() -> None:
+    schedule = learning_rate_schedule(PPOCfg(learning_rate=1e-3, lr_final_fraction=0.1))
+    # progress_remaining 1 -> 1e-3; 0.5 -> 1e-3 * (0.1 + 0.9 * 0.5) = 5.5e-4; 0 -> 1e-4.
+    assert [schedule(p) for p in (1.0, 0.5, 0.0)] == pytest.approx([1e-3, 5.5e-4, 1e-4])
+    with pytest.raises(ValueError, match="lr_schedule"):
+        learning_rate_schedule(PPOCfg(lr_schedule="cosine"))
+
+
+def test_train_checkpoint_load_gives_identical_actions(tmp_path: Path) -> None:
+    run_dir = train_teacher(tiny_cfg(tmp_path), use_wandb=False)
+    assert (run_dir / "config.json").is_file() and (run_dir / "meta.json").is_file()
+    assert json.loads((run_dir / "meta.json").read_text())["starts"][0]["machine"]
+    policy = load_policy(run_dir)
+    assert policy.num_timesteps >= 64
+    # The loaded policy (with its saved normaliser) acts like the training session restored from the file.
+    session = TrainingSession(policy.cfg, run_dir, resume_from=policy.checkpoint)
+    obs = session.env.reset(seed=3)
+    np.testing.assert_allclose(policy(obs), session.act(obs), atol=1e-6)
+    assert np.abs(policy.obs_mean["privileged"]).sum() > 0, "normaliser statistics were saved"
+    session.env.close()
+
+
+def test_resume_continues_from_the_last_checkpoint(tmp_path: Path) -> None:
+    cfg = tiny_cfg(tmp_path)
+    run_dir = train_teacher(cfg, use_wandb=False)
+    first = load_checkpoint(list_checkpoints(run_dir / "checkpoints")[-1])
+    # Ask for more steps by editing the saved config, then resume.
+    saved = json.loads((run_dir / "config.json").read_text())
+    saved["run"]["total_steps"] = 128
+    (run_dir / "config.json").write_text(json.dumps(saved))
+    train_teacher(cfg, resume=run_dir, use_wandb=False)
+    second = load_checkpoint(list_checkpoints(run_dir / "checkpoints")[-1])
+    assert second["num_timesteps"] >= 128 > first["num_timesteps"]
+    assert second["iteration"] > first["iteration"]
+    assert len(json.loads((run_dir / "meta.json").read_text())["starts"]) == 2
+
+
+def test_same_seed_same_weights(tmp_path: Path) -> None:
+    weights = []
+    for name in ("a", "b"):
+        cfg = tiny_cfg(tmp_path / name)
+        run_dir = train_teacher(cfg, use_wandb=False)
+        weights.append(load_checkpoint(list_checkpoints(run_dir / "checkpoints")[-1])["policy"])
+    for key in weights[0]:
+        torch.testing.assert_close(weights[0][key], weights[1][key])
+
+
+def test_bad_checkpoints_fail_clearly(tmp_path: Path) -> None:
+    payload = {"kind": "teacher", "robot": "g1", "obs_sizes": {"proprio": 47}, "action_dim": 12, "config": {},
+               "policy": {"w": torch.zeros(3)}, "num_timesteps": 5}  # fmt: skip
+    good = save_checkpoint(tmp_path / "ckpt_0000001.pt", payload)
+    assert not list(tmp_path.glob("*.tmp")), "the temporary file was renamed into place"
+    assert load_checkpoint(good, robot="g1", obs_sizes={"proprio": 47})["num_timesteps"] == 5
+    with pytest.raises(CheckpointError, match="trained for robot 'g1', but this run uses 'h1'"):
+        load_checkpoint(good, robot="h1")
+    with pytest.raises(CheckpointError, match="observation layout"):
+        load_checkpoint(good, obs_sizes={"proprio": 48})
+    truncated = tmp_path / "ckpt_0000002.pt"
+    truncated.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
+    with pytest.raises(CheckpointError, match="corrupt or truncated"):
+        load_checkpoint(truncated)
+    stranger = tmp_path / "other.pt"
+    torch.save({"weights": torch.zeros(2)}, stranger)
+    with pytest.raises(CheckpointError, match="not a humanoid_prior checkpoint"):
+        load_checkpoint(stranger)
+    (tmp_path / "ckpt_0000003.pt.tmp").write_bytes(b"half-written")  # a write killed before its rename
+    assert [p.name for p in list_checkpoints(tmp_path)] == ["ckpt_0000001.pt", "ckpt_0000002.pt"]
+
+
+def test_killed_run_resumes(tmp_path: Path) -> None:
+    """SIGKILL mid-run, then --resume: training continues from the last checkpoint to the end."""
+    args = [
+        sys.executable, str(REPO / "train.py"), "teacher", "--preset", "g1_flat", "--no-wandb",
+        "--task.sim.num-envs", "4", "--task.sim.nthread", "1", "--ppo.n-steps", "8", "--ppo.batch-size", "16",
+        "--ppo.n-epochs", "1", "--run.total-steps", "100000", "--run.checkpoint-every", "1",
+        "--run.video-every", "0", "--run.no-progress-bar", "--run.run-dir", str(tmp_path), "--run.name", "k",
+    ]  # fmt: skip
+    proc = subprocess.Popen(args, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    checkpoints = tmp_path / "k" / "checkpoints"
+    deadline = time.time() + 60
+    while len(list_checkpoints(checkpoints)) < 2 and time.time() < deadline:
+        time.sleep(0.2)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    before = load_checkpoint(list_checkpoints(checkpoints)[-1])["num_timesteps"]
+    saved = json.loads((tmp_path / "k" / "config.json").read_text())
+    saved["run"]["total_steps"] = before + 64
+    (tmp_path / "k" / "config.json").write_text(json.dumps(saved))
+    resume = [
+        sys.executable,
+        str(REPO / "train.py"),
+        "teacher",
+        "--resume",
+        str(tmp_path / "k"),
+        "--no-wandb",
+    ]
+    resumed = subprocess.run(resume, cwd=REPO, capture_output=True, text=True)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    after = load_checkpoint(list_checkpoints(checkpoints)[-1])["num_timesteps"]
+    assert after >= before + 64
+
+
+def test_resume_of_a_corrupt_run_is_one_clear_line(tmp_path: Path) -> None:
+    run_dir = train_teacher(tiny_cfg(tmp_path), use_wandb=False)
+    newest = list_checkpoints(run_dir / "checkpoints")[-1]
+    newest.write_bytes(newest.read_bytes()[:1000])
+    resume = [sys.executable, str(REPO / "train.py"), "teacher", "--resume", str(run_dir), "--no-wandb"]
+    result = subprocess.run(resume, cwd=REPO, capture_output=True, text=True)
+    assert result.returncode == 1
+    assert "corrupt or truncated" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_evaluation_counts_falls_and_groups_results() -> None:
+    task = dataclasses.replace(g1_flat().task, sim=SimCfg(num_envs=1, nthread=1))
+    cfg = EvalCfg(commands=((0.0, 0.0, 0.0), (0.5, 0.0, 0.0)), repeats=2, episode_s=3.0)
+    # Default-pose targets: a humanoid under fixed PD targets tips over within ~1-2 s (physics).
+    result = evaluate(task, lambda obs: np.zeros((len(obs["proprio"]), 12)), cfg)
+    assert result["num_envs"] == 4
+    assert set(result["table"]) == {"flat/cmd=(0.0, 0.0, 0.0)", "flat/cmd=(0.5, 0.0, 0.0)"}
+    assert result["summary"]["fall_rate"] == 1.0
+    moving = result["table"]["flat/cmd=(0.5, 0.0, 0.0)"]
+    assert moving["lin_vel_error"] > 0.3, "a robot that does not walk misses a 0.5 m/s command"
+    with pytest.raises(ValueError, match="evenly spaced"):
+        EvalCfg(difficulties=(0.1, 0.5, 0.6))
