@@ -9,7 +9,7 @@ STAMP := $(VENV)/.setup-stamp
 TORCH_VERSION ?= 2.13.0
 TYPECHECK_TREE := build/typecheck
 
-.PHONY: setup test check bench clean
+.PHONY: setup test check bench bench-teacher-flat bench-teacher-rough train clean
 
 setup: $(STAMP)
 
@@ -36,7 +36,18 @@ check: setup
 	MYPYPATH=$(TYPECHECK_TREE) $(VENV)/bin/mypy --allow-untyped-defs tests
 
 bench: setup
-	$(PY) benchmarks/sim_throughput.py --robot g1 --num-envs 64 --json docs/results/sim_throughput_g1.json
+	$(PY) benchmarks/sim_throughput.py --robot g1 --num-envs 64 --task rough --json docs/results/sim_throughput_g1.json
+
+# Learning evidence (long: 20 and 120 minutes of training on 2 cores; resumable, run them with nohup).
+bench-teacher-flat: setup
+	MUJOCO_GL=egl $(PY) benchmarks/teacher_learning.py --preset g1_flat
+
+bench-teacher-rough: setup
+	MUJOCO_GL=egl $(PY) benchmarks/teacher_learning.py --preset g1_rough
+
+# The main job: the default teacher (G1, rough-terrain curriculum). Rendering is headless (EGL).
+train: setup
+	MUJOCO_GL=egl $(PY) train.py teacher
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache

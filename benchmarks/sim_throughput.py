@@ -22,8 +22,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import statistics
 import threading
 import time
@@ -40,6 +38,7 @@ from humanoid_prior.envs.locomotion import LocomotionEnv
 from humanoid_prior.envs.model_builder import RobotModel, build_model
 from humanoid_prior.envs.robots import get_robot
 from humanoid_prior.envs.task_cfg import task_preset
+from humanoid_prior.monitoring import machine
 
 
 def raw_steps_per_s(rm: RobotModel, num_envs: int, decimation: int, nthread: int, horizon: int) -> float:
@@ -163,17 +162,6 @@ def peer_steps_per_s(venv: SubprocVecEnv, horizon: int, rounds: int = 4) -> floa
     return venv.num_envs * horizon * rounds / elapsed
 
 
-def machine_description() -> str:
-    """CPU model and core count, e.g. 'Intel(R) Xeon(R) ... (x86_64), 2 cores'."""
-    model = platform.processor() or platform.machine()
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.exists():
-        names = [line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines()
-                 if line.startswith("model name")]  # fmt: skip
-        model = names[0] if names else model
-    return f"{model} ({platform.machine()}), {os.cpu_count()} cores"
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--robot", default="g1")
@@ -237,7 +225,7 @@ def main() -> None:
         "peer_procs": args.peer_procs,
         "speedup_vs_peer": round(speedup, 2),
         "mujoco": mujoco.__version__,
-        "machine": machine_description(),
+        "machine": machine(),
         "command": "python benchmarks/sim_throughput.py "
         + f"--robot {args.robot} --num-envs {args.num_envs} --threads {args.threads} --task {args.task}",
     }

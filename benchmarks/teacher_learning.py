@@ -14,7 +14,6 @@ steps and vs wall-clock) and teacher_<preset>.mp4 (a short video).
 from __future__ import annotations
 
 import argparse
-import csv
 import dataclasses
 import json
 import shlex
@@ -44,21 +43,28 @@ def preset(name: str) -> TeacherCfg:
 
 
 def read_curves(run_dir: Path) -> dict[str, np.ndarray]:
-    with open(run_dir / "progress.csv") as f:
-        rows = list(csv.DictReader(f))
-    keys = {
-        "steps": "time/total_timesteps",
+    """Scalars of every start of the run from its TensorBoard event files, by env step."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    tags = {
         "minutes": "time/trained_minutes",
         "return": "rollout/ep_rew_mean",
         "lin_vel_error": "env/track/lin_vel_error",
         "episode_length": "rollout/ep_len_mean",
         "terrain_level": "env/curriculum/terrain_level",
     }
-
-    def column(key: str) -> np.ndarray:
-        return np.array([float(r[key]) if r.get(key) not in (None, "") else np.nan for r in rows])
-
-    return {name: column(key) for name, key in keys.items()}
+    by_step: dict[str, dict[int, float]] = {name: {} for name in tags}
+    for events in sorted(run_dir.glob("events.out.tfevents.*")):
+        acc = EventAccumulator(str(events), size_guidance={"scalars": 0})
+        acc.Reload()
+        available = set(acc.Tags()["scalars"])
+        for name, tag in tags.items():
+            if tag in available:
+                by_step[name].update({e.step: e.value for e in acc.Scalars(tag)})
+    steps = sorted(by_step["minutes"])
+    curves = {name: np.array([values.get(s, np.nan) for s in steps]) for name, values in by_step.items()}
+    curves["steps"] = np.array(steps, dtype=float)
+    return curves
 
 
 def plot_curves(curves: dict[str, np.ndarray], title: str, path: Path) -> None:
@@ -119,6 +125,10 @@ def main() -> None:
         "eval": result["eval_cfg"],
         "checkpoint": str(policy.checkpoint),
         "command": "python " + " ".join(shlex.quote(a) for a in sys.argv),
+        # Every (re)start of the training itself, as recorded in the run's meta.json.
+        "train_commands": [
+            start["command"] for start in json.loads((run_dir / "meta.json").read_text())["starts"]
+        ],
         "machine": machine(),
         "config": to_dict(policy.cfg),
     }

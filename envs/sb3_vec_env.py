@@ -135,6 +135,13 @@ class LocomotionVecEnv(VecEnv):
         self._pending_seed = seed
         return [seed + i for i in range(self.num_envs)]
 
+    def cancel_seed(self) -> None:
+        """Forget a seed given to `seed`: the next `reset` keeps the env's random state as it is.
+
+        A resumed run restores that state from its checkpoint after SB3 has seeded the env.
+        """
+        self._pending_seed = None
+
     def render(self, mode: str | None = None) -> np.ndarray | None:
         """An RGB frame (H, W, 3) uint8 of env 0 in "rgb_array" mode; None (with a warning) otherwise."""
         mode = mode or self._render_mode

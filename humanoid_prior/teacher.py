@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from stable_baselines3 import PPO
 from stable_baselines3.common.callbacks import BaseCallback
-from stable_baselines3.common.logger import configure
+from stable_baselines3.common.logger import CSVOutputFormat, Logger, TensorBoardOutputFormat
 from stable_baselines3.common.vec_env import VecNormalize
 
 from humanoid_prior.checkpoint import (
@@ -129,9 +129,11 @@ class TrainingSession:
         self.iteration = int(data["iteration"])
         self.trained_seconds = float(data["trained_seconds"])
         self.env.rng.bit_generator.state = json.loads(data["env_rng"])
-        if self.env.curriculum is not None and data["curriculum_levels"] is not None:
-            self.env.curriculum.levels[:] = data["curriculum_levels"].numpy()
-            self.env.curriculum.update(np.array([], dtype=np.intp), np.zeros(0), np.zeros(0))
+        self.vec_env.cancel_seed()  # SB3 seeded the env at construction; the checkpoint's state wins
+        curriculum = self.env.curriculum
+        if curriculum is not None and data["curriculum_levels"] is not None:
+            everyone = np.arange(self.env.num_envs)
+            curriculum.place(everyone, data["curriculum_levels"].numpy(), curriculum.types)
         torch.set_rng_state(data["torch_rng"])
         state = json.loads(data["python_rng"])
         random.setstate((state[0], tuple(state[1]), state[2]))
@@ -210,6 +212,20 @@ class MonitorCallback(BaseCallback):
             self._video_env.close()
 
 
+def run_logger(run_dir: Path) -> Logger:
+    """SB3 logger writing TensorBoard events and a CSV per (re)start of the run.
+
+    SB3's CSV writer truncates its file when opened, so a resumed run writes `progress_<k>.csv` for
+    its k-th start instead of overwriting the earlier starts' `progress_0.csv`.
+    """
+    starts = len(list(run_dir.glob("progress_*.csv")))
+    formats = [
+        CSVOutputFormat(str(run_dir / f"progress_{starts}.csv")),
+        TensorBoardOutputFormat(str(run_dir)),
+    ]
+    return Logger(str(run_dir), formats)
+
+
 def new_run_dir(cfg: TeacherCfg) -> Path:
     """runs/<name>, the name defaulting to <robot>_<terrain>_teacher_<date-time>."""
     name = cfg.run.name or f"{cfg.task.robot}_{cfg.terrain_name}_{KIND}_{time.strftime('%Y%m%d-%H%M%S')}"
@@ -237,7 +253,7 @@ def train_teacher(cfg: TeacherCfg, resume: Path | None = None, use_wandb: bool =
     random.seed(cfg.run.seed)
     session = TrainingSession(cfg, run_dir, resume_from=start_from)
     write_run_metadata(run_dir, to_dict(cfg))
-    session.model.set_logger(configure(str(run_dir), ["csv", "tensorboard"]))
+    session.model.set_logger(run_logger(run_dir))
     wandb_run = (
         WandbRun(run_dir, cfg.run.wandb_project, run_dir.name, to_dict(cfg), resume is not None)
         if use_wandb

@@ -174,3 +174,31 @@ def test_evaluation_counts_falls_and_groups_results() -> None:
     assert moving["lin_vel_error"] > 0.3, "a robot that does not walk misses a 0.5 m/s command"
     with pytest.raises(ValueError, match="evenly spaced"):
         EvalCfg(difficulties=(0.1, 0.5, 0.6))
+
+
+def test_resume_restores_curriculum_levels_and_env_random_state(tmp_path: Path) -> None:
+    rough = g1_rough().task
+    assert rough.terrain is not None
+    task = dataclasses.replace(
+        rough,
+        terrain=dataclasses.replace(rough.terrain, num_rows=4, num_cols=7),
+        sim=SimCfg(num_envs=4, nthread=1),
+    )
+    cfg = dataclasses.replace(tiny_cfg(tmp_path), task=task)
+    session = TrainingSession(cfg, tmp_path / "run")
+    session.env.reset()
+    curriculum = session.env.curriculum
+    assert curriculum is not None
+    curriculum.place(np.arange(4), np.array([3, 2, 1, 0]), curriculum.types)
+    saved_rng = session.env.rng.bit_generator.state
+    path = session.save()
+    session.env.close()
+
+    restored = TrainingSession(cfg, tmp_path / "run", resume_from=path)
+    assert restored.env.rng.bit_generator.state == saved_rng
+    restored.vec_env.reset()  # what SB3's learn() does first: the restored state must survive it
+    levels = restored.env.curriculum
+    assert levels is not None and levels.levels.tolist() == [3, 2, 1, 0]
+    assert restored.env.terrain is not None
+    np.testing.assert_allclose(levels.origins[0], restored.env.terrain.tile_center(3, int(levels.types[0])))
+    restored.env.close()
