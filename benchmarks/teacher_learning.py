@@ -96,6 +96,9 @@ def main() -> None:
     )
     parser.add_argument("--run-dir", type=Path, default=None, help="default: runs/bench_<preset>")
     parser.add_argument("--no-wandb", action="store_true")
+    parser.add_argument(
+        "--results-name", default=None, help="file stem under docs/results (default teacher_<preset>)"
+    )
     args = parser.parse_args()
 
     cfg = preset(args.preset)
@@ -112,6 +115,8 @@ def main() -> None:
     rough = policy.cfg.terrain_name == "rough"
     result = evaluate(policy.cfg.task, policy, rough_eval() if rough else EvalCfg())
     summary = result["summary"]
+    meta = json.loads((run_dir / "meta.json").read_text())
+    stem = args.results_name or f"teacher_{args.preset}"
     out = {
         "preset": args.preset,
         "minutes": round(policy.trained_seconds / 60.0, 2),
@@ -126,10 +131,9 @@ def main() -> None:
         "checkpoint": str(policy.checkpoint),
         "command": "python " + " ".join(shlex.quote(a) for a in sys.argv),
         # Every (re)start of the training itself, as recorded in the run's meta.json.
-        "train_commands": [
-            start["command"] for start in json.loads((run_dir / "meta.json").read_text())["starts"]
-        ],
-        "machine": machine(),
+        "train_commands": [start["command"] for start in meta["starts"]],
+        "train_machines": sorted({start["machine"] for start in meta["starts"]}),
+        "machine": machine(),  # where this script (and the evaluation) ran
         "config": to_dict(policy.cfg),
     }
     curves = read_curves(run_dir)
@@ -137,13 +141,14 @@ def main() -> None:
     if rough and len(levels):
         out["terrain_level"] = float(levels[-10:].mean())  # mean row over the last 10 iterations
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / f"teacher_{args.preset}.json").write_text(json.dumps(out, indent=2) + "\n")
-    plot_curves(curves, f"teacher {args.preset} ({machine()})", RESULTS / f"teacher_{args.preset}_curves.png")
+    (RESULTS / f"{stem}.json").write_text(json.dumps(out, indent=2) + "\n")
+    trained_on = "; ".join(out["train_machines"])
+    plot_curves(curves, f"{stem} (trained on {trained_on})", RESULTS / f"{stem}_curves.png")
     task = dataclasses.replace(policy.cfg.task, sim=SimCfg(num_envs=1, nthread=1))
     env = LocomotionEnv(task, seed=2)
     frames = rollout_frames(env, policy, seconds=6.0, width=320, height=240)
     env.close()
-    write_video(frames[::2], RESULTS / f"teacher_{args.preset}.mp4", fps=round(0.5 / env.dt))
+    write_video(frames[::2], RESULTS / f"{stem}.mp4", fps=round(0.5 / env.dt))
     print(
         json.dumps(
             {k: out[k] for k in ("minutes", "env_steps", "lin_vel_error", "yaw_rate_error", "fall_rate")}

