@@ -32,6 +32,8 @@ def sim(built: Callable[[str], RobotModel]) -> Iterator[BatchedSim]:
 def renderer(sim: BatchedSim) -> Iterator[EnvRenderer]:
     # Without shadows: with software OpenGL (no GPU) a shadowed frame takes ~0.25 s, a plain one ~0.05 s.
     r = _renderer(sim.robot_model, shadows=False)
+    # A plain ground (no checker texture), so that "far from the ground's colour" means "robot".
+    r.model.geom_matid[r.model.geom("ground").id] = -1
     yield r
     r.close()
 

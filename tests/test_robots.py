@@ -229,3 +229,9 @@ def test_collision_bodies_touch_the_ground_only(built) -> None:
     }
     with pytest.raises(RobotConfigError, match=r"body 'left_shin' \(in collision_bodies\)"):
         build_model(dataclasses.replace(g1(), collision_bodies=("left_shin",)))
+
+
+def test_menagerie_location_can_be_overridden(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("HUMANOID_PRIOR_MENAGERIE", str(tmp_path))
+    with pytest.raises(RobotConfigError, match=f"MJCF file not found: {tmp_path}/unitree_g1/g1.xml"):
+        resolve_mjcf(g1().mjcf)
