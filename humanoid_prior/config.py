@@ -20,7 +20,7 @@ class PPOCfg:
 
     n_steps: int = 24
     """Control steps per env per iteration (rollout length); samples per iteration = n_steps * num_envs."""
-    batch_size: int = 768
+    batch_size: int = 1536
     """Minibatch size (samples per gradient step)."""
     n_epochs: int = 5
     """Passes over each rollout."""
@@ -74,6 +74,8 @@ class RunCfg:
     """Torch device for the networks ('cpu', 'cuda', or 'auto')."""
     progress_bar: bool = True
     """Show a progress bar with steps/s and ETA."""
+    rollout_threads: int = 1
+    """Torch threads while collecting rollouts (the update uses all); see humanoid_prior/ppo.py."""
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from stable_baselines3 import PPO
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.logger import CSVOutputFormat, Logger, TensorBoardOutputFormat
 from stable_baselines3.common.vec_env import VecNormalize
@@ -36,6 +35,7 @@ from humanoid_prior.envs.locomotion import LocomotionEnv
 from humanoid_prior.envs.sb3_vec_env import LocomotionVecEnv
 from humanoid_prior.monitoring import WandbRun, rollout_frames, write_run_metadata, write_video
 from humanoid_prior.policies.actor_critic import policy_kwargs
+from humanoid_prior.ppo import PPO
 
 KIND = "teacher"
 
@@ -70,6 +70,7 @@ class TrainingSession:
             clip_range=ppo.clip_range, ent_coef=ppo.ent_coef, vf_coef=ppo.vf_coef,
             max_grad_norm=ppo.max_grad_norm, target_kl=ppo.target_kl,
             policy_kwargs=policy_kwargs(cfg.network), seed=cfg.run.seed, device=cfg.run.device, verbose=0,
+            rollout_threads=cfg.run.rollout_threads,
         )  # fmt: skip
         self.iteration = 0
         self.trained_seconds = 0.0

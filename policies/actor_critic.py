@@ -2,7 +2,8 @@
 
 SB3's `MultiInputPolicy` concatenates every key of a Dict observation; the teacher must read only the
 `privileged` group (and the student only `proprio`), so the features extractor selects a group by
-name instead. Actor and critic have separate ELU MLPs (legged_gym's 512-256-128 by default).
+name instead. Actor and critic have separate ELU MLPs, 256-128-64 by default: on 2 CPU cores
+legged_gym's 512-256-128 update costs so much that it halves the env steps per minute.
 """
 
 from __future__ import annotations
@@ -38,9 +39,9 @@ class GroupExtractor(BaseFeaturesExtractor):
 class NetworkCfg:
     """Sizes of the actor and critic networks."""
 
-    actor_hidden: tuple[int, ...] = (512, 256, 128)
+    actor_hidden: tuple[int, ...] = (256, 128, 64)
     """Hidden layer widths of the actor MLP."""
-    critic_hidden: tuple[int, ...] = (512, 256, 128)
+    critic_hidden: tuple[int, ...] = (256, 128, 64)
     """Hidden layer widths of the critic MLP."""
     init_noise_std: float = 1.0
     """Initial standard deviation of the Gaussian action noise."""

@@ -1,0 +1,126 @@
+"""PPO's end-to-end training throughput against the env alone, same config, measured in one run.
+
+    python benchmarks/train_throughput.py --preset g1_flat --json out.json
+
+Each round times `--iterations` PPO iterations (rollout collection + update, from the first rollout's
+start to the end of the last update) and then the same number of env steps driven by random actions
+through the same vectorised env stack (LocomotionVecEnv + VecNormalize) with no policy and no update.
+Rounds interleave so that noise on a shared machine hits both sides alike; the reported ratio is the
+median of the per-round ratios. Target: `ratio` = train_steps_per_s / env_steps_per_s >= 0.6.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import shlex
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from stable_baselines3.common.callbacks import BaseCallback
+
+from humanoid_prior.config import TeacherCfg, g1_flat, g1_rough, teacher_preset, to_dict
+from humanoid_prior.monitoring import machine
+from humanoid_prior.teacher import TrainingSession
+
+
+class IterationClock(BaseCallback):
+    """Wall-clock from the first rollout's start to the end of training (setup and env reset excluded)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.started: float | None = None
+        self.ended = 0.0
+
+    def _on_rollout_start(self) -> None:
+        if self.started is None:
+            self.started = time.perf_counter()
+
+    def _on_step(self) -> bool:
+        return True
+
+    def _on_training_end(self) -> None:
+        self.ended = time.perf_counter()
+
+
+def preset(name: str) -> TeacherCfg:
+    if name == "g1_flat":
+        return g1_flat()
+    if name == "g1_rough":
+        return g1_rough()
+    robot, terrain = name.rsplit("_", 1)
+    return teacher_preset(robot, terrain)
+
+
+def train_steps_per_s(session: TrainingSession, iterations: int) -> float:
+    clock = IterationClock()
+    steps = iterations * session.samples_per_iteration
+    session.model.learn(steps, callback=clock, reset_num_timesteps=False)
+    assert clock.started is not None
+    return steps / (clock.ended - clock.started)
+
+
+def env_steps_per_s(session: TrainingSession, iterations: int, rng: np.random.Generator) -> float:
+    venv = session.venv
+    num_envs = session.env.num_envs
+    control_steps = iterations * session.cfg.ppo.n_steps
+    actions = np.clip(rng.normal(0.0, 0.5, size=(control_steps, num_envs, session.env.num_joints)), -1, 1)
+    venv.reset()
+    start = time.perf_counter()
+    for a in actions:
+        venv.step(a)
+    return control_steps * num_envs / (time.perf_counter() - start)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--preset", default="g1_flat", help="g1_flat, g1_rough or <robot>_<terrain>")
+    parser.add_argument("--num-envs", type=int, default=None, help="override the preset's env count")
+    parser.add_argument("--iterations", type=int, default=10, help="PPO iterations per round")
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved train/env rounds")
+    parser.add_argument("--json", type=Path, default=None, help="write the result here")
+    args = parser.parse_args()
+
+    cfg = preset(args.preset)
+    if args.num_envs is not None:
+        sim = dataclasses.replace(cfg.task.sim, num_envs=args.num_envs)
+        cfg = dataclasses.replace(cfg, task=dataclasses.replace(cfg.task, sim=sim))
+    cfg = dataclasses.replace(cfg, run=dataclasses.replace(cfg.run, progress_bar=False, video_every=0))
+    rng = np.random.default_rng(0)
+    with tempfile.TemporaryDirectory() as tmp:
+        session = TrainingSession(cfg, Path(tmp))
+        train_steps_per_s(session, 2)  # warm-up: allocations, first resets, torch kernels
+        rounds = []
+        for _ in range(args.rounds):
+            train = train_steps_per_s(session, args.iterations)
+            env = env_steps_per_s(session, args.iterations, rng)
+            rounds.append({"train_steps_per_s": train, "env_steps_per_s": env, "ratio": train / env})
+            print(f"train {train:8.0f} steps/s   env {env:8.0f} steps/s   ratio {train / env:.3f}")
+        session.env.close()
+    result = {
+        "train_steps_per_s": float(np.median([r["train_steps_per_s"] for r in rounds])),
+        "env_steps_per_s": float(np.median([r["env_steps_per_s"] for r in rounds])),
+        "ratio": float(np.median([r["ratio"] for r in rounds])),
+        "rounds": rounds,
+        "preset": args.preset,
+        "num_envs": cfg.task.sim.num_envs,
+        "samples_per_iteration": cfg.ppo.n_steps * cfg.task.sim.num_envs,
+        "ppo": to_dict(cfg.ppo),
+        "network": to_dict(cfg.network),
+        "command": "python " + shlex.join(["benchmarks/train_throughput.py", *sys.argv[1:]]),
+        "machine": machine(),
+    }
+    print(json.dumps({k: result[k] for k in ("train_steps_per_s", "env_steps_per_s", "ratio")}))
+    if args.json is not None:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(result, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
