@@ -5,6 +5,10 @@
     python train.py teacher --preset g1_flat         # G1 on flat ground, 20 minutes
     python train.py teacher --ppo.learning-rate 3e-4 --task.sim.num-envs 128   # any field overrides
     python train.py teacher --resume runs/<run>      # continue a run from its last checkpoint
+    python train.py teacher-data --run runs/<teacher> # record the teacher's motion for the discriminator
+    python train.py student --teacher runs/<teacher> # TMP student (--method distill|ppo_proprio,
+                                                     #   --no-gan/--no-aux/--no-imitation ablations)
+    python train.py student --resume runs/<run>      # continue a student run
     python train.py eval --run runs/<run>            # fixed evaluation protocol -> JSON
     python train.py play --run runs/<run>            # video of the trained policy
     python train.py robot --robot-file my_robot.yaml # compile a robot description and check it stands
@@ -93,6 +97,62 @@ def teacher(argv: list[str]) -> None:
     print(f"run directory: {run_dir}")
 
 
+@dataclass
+class TeacherDataArgs:
+    """Record (or reuse) a teacher's motion-feature transitions for the student's discriminator."""
+
+    run: Path
+    """Teacher run directory."""
+    transitions: int = 200_000
+    """Transitions to record."""
+    refresh: str = "if_teacher_changed"
+    """'if_teacher_changed' reuses data of the same teacher checkpoint; 'always' records again."""
+
+
+def teacher_data(args: TeacherDataArgs) -> None:
+    """Record the teacher's motion data into its run directory."""
+    from humanoid_prior.config import TeacherDataCfg
+    from humanoid_prior.teacher_data import load_or_record
+
+    data = load_or_record(args.run, TeacherDataCfg(transitions=args.transitions, refresh=args.refresh))
+    print(f"{len(data.pairs)} transitions of {data.feature_dim} motion features: {data.path}")
+
+
+def student(argv: list[str]) -> None:
+    """`train.py student --teacher RUN [--method M] [--resume RUN_DIR] [--no-wandb] [config overrides]`."""
+    from humanoid_prior.config import StudentCfg, student_preset
+    from humanoid_prior.student import teacher_config, train_student
+
+    teacher_run, method, resume, use_wandb, rest = None, "tmp", None, True, []
+    args = iter(argv)
+    for arg in args:
+        if arg == "--teacher":
+            teacher_run = Path(next(args, ""))
+        elif arg == "--method":
+            method = next(args, "")
+        elif arg == "--resume":
+            resume = Path(next(args, ""))
+        elif arg == "--no-wandb":
+            use_wandb = False
+        else:
+            rest.append(arg)
+    if resume is not None:
+        if rest or teacher_run is not None:
+            raise SystemExit(
+                "error: --resume continues with the run's saved config.json; drop the other options."
+            )
+        print(f"run directory: {train_student(StudentCfg(), resume=resume, use_wandb=use_wandb)}")
+        return
+    if teacher_run is None:
+        raise SystemExit("error: a student learns from a teacher: pass --teacher runs/<teacher run>.")
+    default = student_preset(teacher_config(teacher_run), str(teacher_run), method)
+    description = (
+        "Train a student from a teacher (--teacher RUN, --method tmp|distill|ppo_proprio, --no-wandb)."
+    )
+    cfg = tyro.cli(StudentCfg, args=rest, default=default, prog="train.py student", description=description)
+    print(f"run directory: {train_student(cfg, use_wandb=use_wandb)}")
+
+
 def evaluate_run(args: EvalArgs) -> None:
     """Evaluate the newest checkpoint of a run."""
     from humanoid_prior.evaluation import EvalCfg, evaluate, rough_eval
@@ -141,6 +201,10 @@ def main() -> None:
     try:
         if command == "teacher":
             teacher(argv)
+        elif command == "student":
+            student(argv)
+        elif command == "teacher-data":
+            teacher_data(tyro.cli(TeacherDataArgs, args=argv, prog="train.py teacher-data"))
         elif command == "eval":
             evaluate_run(tyro.cli(EvalArgs, args=argv, prog="train.py eval"))
         elif command == "play":
@@ -150,7 +214,7 @@ def main() -> None:
         else:
             print(__doc__)
             raise SystemExit(0 if command in ("-h", "--help") else f"error: unknown command '{command}'")
-    except (RobotConfigError, CheckpointError, FileNotFoundError) as exc:
+    except (RobotConfigError, CheckpointError, FileNotFoundError, ValueError) as exc:
         raise SystemExit(f"error: {exc}") from None
 
 

@@ -19,7 +19,7 @@ from .batched_sim import BatchedSim
 from .commands import CommandSampler
 from .curriculum import TerrainCurriculum
 from .model_builder import build_model
-from .observations import ObservationManager
+from .observations import ObservationManager, motion_features
 from .randomization import DomainRandomizer
 from .rewards import RewardManager, feet_in_contact
 from .robots import select_robot
@@ -104,7 +104,8 @@ class LocomotionEnv:
         Returns observations (of the next episode for envs that ended), rewards (N,), terminated (N,)
         (failure), truncated (N,) (time-out), and info: ``done_ids``, ``terminal_obs`` (each group's
         last observation of the ended episodes, rows in `done_ids` order), ``episode`` (their return
-        ``r`` and length ``l``) and ``log`` (scalars for monitoring).
+        ``r`` and length ``l``), ``terminal_motion`` (their last `motion_features`, same rows) and ``log``
+        (scalars for monitoring).
         """
         actions = np.asarray(actions, dtype=np.float64)
         if actions.shape != (self.num_envs, self.num_joints):
@@ -147,6 +148,7 @@ class LocomotionEnv:
         if len(done_ids):
             last = self.observe()
             info["terminal_obs"] = {g: v[done_ids] for g, v in last.items()}
+            info["terminal_motion"] = self.motion_features()[done_ids]
             info["episode"] = {
                 "r": self.episode_return[done_ids].copy(),
                 "l": self.episode_step[done_ids].copy(),
@@ -303,6 +305,10 @@ class LocomotionEnv:
         self._commanded_distance[env_ids] = 0.0
         self.observations.reset(env_ids)
         log.update(self.rewards.reset(env_ids))
+
+    def motion_features(self) -> np.ndarray:
+        """(N, M) motion features of the current state: what the student's discriminator compares."""
+        return motion_features(self.state)
 
     def observe(self) -> dict[str, np.ndarray]:
         """The observation groups of the current state (float32 copies); step and reset return this."""

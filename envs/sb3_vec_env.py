@@ -68,6 +68,8 @@ class LocomotionVecEnv(VecEnv):
         self.render_size = render_size
         self.last_log: dict[str, float] = {}
         """The task's monitoring scalars (``info["log"]``) of the last step."""
+        self.last_info: dict[str, Any] = {"done_ids": np.zeros(0, dtype=np.intp)}
+        """`LocomotionEnv.step`'s whole info of the last step (for wrappers that need terminal states)."""
         self._actions: np.ndarray | None = None
         self._pending_seed: int | None = None
         self._closed = False
@@ -100,6 +102,7 @@ class LocomotionVecEnv(VecEnv):
         actions, self._actions = self._actions, None
         obs, reward, terminated, truncated, info = self.env.step(actions)
         self.last_log = info["log"]
+        self.last_info = info
         dones = terminated | truncated
         infos: list[dict[str, Any]] = [{} for _ in range(self.num_envs)]
         done_ids = info["done_ids"]

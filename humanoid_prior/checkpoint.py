@@ -14,9 +14,9 @@ import os
 import pickle
 import re
 import zipfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import torch
 
@@ -34,10 +34,15 @@ def save_checkpoint(path: Path, payload: Mapping[str, Any]) -> Path:
     missing = [k for k in REQUIRED if k != "format" and k not in payload]
     if missing:
         raise ValueError(f"checkpoint payload lacks {missing}")
+    return atomic_write(path, lambda f: torch.save({"format": FORMAT, **payload}, f))
+
+
+def atomic_write(path: Path, write: Callable[[BinaryIO], Any]) -> Path:
+    """Call `write` on a temporary file next to `path`, fsync it, then rename it over `path`."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     with open(tmp, "wb") as f:
-        torch.save({"format": FORMAT, **payload}, f)
+        write(f)
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, path)

@@ -12,6 +12,7 @@ from typing import Any
 
 from humanoid_prior.envs.task_cfg import TaskCfg, task_preset
 from humanoid_prior.policies.actor_critic import NetworkCfg
+from humanoid_prior.policies.discriminator import DiscriminatorCfg
 
 
 @dataclass(frozen=True)
@@ -111,6 +112,130 @@ def g1_rough() -> TeacherCfg:
     return dataclasses.replace(
         cfg, run=dataclasses.replace(cfg.run, time_limit_min=120.0, total_steps=100_000_000)
     )
+
+
+@dataclass(frozen=True)
+class TeacherDataCfg:
+    """How much teacher motion to record and when to record it again."""
+
+    transitions: int = 200_000
+    """Transitions (s, s') to store (~15 MB for the G1 at float16)."""
+    num_envs: int = 128
+    """Envs stepped together while recording."""
+    refresh: str = "if_teacher_changed"
+    """'if_teacher_changed': reuse data made from the same teacher checkpoint; 'always': record again."""
+    seed: int = 123
+    """Seed of the recording env."""
+
+
+STUDENT_METHODS = ("tmp", "distill", "ppo_proprio")
+"""'tmp': the teacher motion prior (PPO + style reward + aux heads + imitation); 'distill': DAgger-style
+action distillation only; 'ppo_proprio': PPO from scratch on proprioception (critic too)."""
+
+
+@dataclass(frozen=True)
+class StudentNetworkCfg:
+    """Sizes of the student's actor (on the proprio history) and critic."""
+
+    actor_hidden: tuple[int, ...] = (256, 128, 64)
+    """Hidden layer widths of the actor MLP; the auxiliary heads branch off the last one."""
+    critic_hidden: tuple[int, ...] = (256, 128, 64)
+    """Hidden layer widths of the critic MLP."""
+    init_noise_std: float = 1.0
+    """Initial standard deviation of the Gaussian action noise."""
+
+
+@dataclass(frozen=True)
+class StudentCfg:
+    """A student training run from a trained teacher (see ARCHITECTURE.md, "Student")."""
+
+    teacher: str = ""
+    """Teacher run directory (runs/<name>); its task is the student's unless overridden."""
+    method: str = "tmp"
+    """One of STUDENT_METHODS."""
+    gan: bool = True
+    """TMP: use the motion discriminator's style reward (--no-gan for the ablation)."""
+    aux: bool = True
+    """TMP: train the auxiliary heads (--no-aux for the ablation)."""
+    imitation: bool = True
+    """TMP: imitate the teacher's action (--no-imitation for the ablation)."""
+    history_len: int = 6
+    """Frames of proprioception the actor sees (oldest first)."""
+    task_weight: float = 1.0
+    """Weight of the task reward in the student's reward."""
+    style_weight: float = 0.5
+    """Per-second weight of the style reward max(0, 1 - (d - 1)^2 / 4) (so 0.5 * dt per step)."""
+    aux_terms: tuple[str, ...] = ("base_lin_vel", "feet_height_scan", "feet_contact")
+    """Privileged terms the auxiliary heads predict (feet_contact by cross-entropy, the rest by MSE)."""
+    aux_weight: float = 1.0
+    """Weight of the auxiliary losses."""
+    imitation_weight: float = 1.0
+    """Imitation (MSE to the teacher's action) weight at the start."""
+    imitation_final_weight: float = 0.0
+    """Imitation weight at the end of the anneal."""
+    imitation_anneal_fraction: float = 0.5
+    """Fraction of `run.total_steps` over which the imitation weight goes linearly start -> final."""
+    aux_epochs: int = 1
+    """Passes over each rollout of the auxiliary phase (imitation + aux losses) after PPO's update."""
+    discriminator: DiscriminatorCfg = field(default_factory=DiscriminatorCfg)
+    """The motion discriminator."""
+    teacher_data: TeacherDataCfg = field(default_factory=TeacherDataCfg)
+    """Teacher motion data recording."""
+    network: StudentNetworkCfg = field(default_factory=StudentNetworkCfg)
+    """Student network sizes."""
+    task: TaskCfg = field(default_factory=TaskCfg)
+    """The locomotion task (by default the teacher's)."""
+    ppo: PPOCfg = field(default_factory=PPOCfg)
+    """PPO hyperparameters (unused by 'distill')."""
+    run: RunCfg = field(default_factory=RunCfg)
+    """Run bookkeeping."""
+    terrain_name: str = "rough"
+    """Terrain preset name of the task ('flat' or 'rough'), used in the run name and evaluation."""
+
+    @property
+    def uses_ppo(self) -> bool:
+        """PPO's clipped surrogate and value losses are trained (all but 'distill')."""
+        return self.method != "distill"
+
+    @property
+    def uses_gan(self) -> bool:
+        """The style reward and discriminator are on."""
+        return self.method == "tmp" and self.gan
+
+    @property
+    def uses_aux(self) -> bool:
+        """The auxiliary heads are trained."""
+        return self.method == "tmp" and self.aux
+
+    @property
+    def uses_imitation(self) -> bool:
+        """The actor imitates the teacher's actions."""
+        return self.method == "distill" or (self.method == "tmp" and self.imitation)
+
+    @property
+    def critic_group(self) -> str:
+        """The critic's observation: privileged, except for the proprio-only PPO baseline."""
+        return "proprio_history" if self.method == "ppo_proprio" else "privileged"
+
+
+def student_preset(teacher: TeacherCfg, teacher_run: str, method: str = "tmp") -> StudentCfg:
+    """A student of `teacher` with the teacher's task, PPO settings and run budget.
+
+    'distill' imitates with a constant weight and acts with little noise (its noise is not trained);
+    the others start from the defaults above.
+    """
+    if method not in STUDENT_METHODS:
+        raise ValueError(f"unknown student method {method!r}; choose from {', '.join(STUDENT_METHODS)}.")
+    cfg = StudentCfg(
+        teacher=teacher_run, method=method, task=teacher.task, ppo=teacher.ppo,
+        run=dataclasses.replace(teacher.run, name=None), terrain_name=teacher.terrain_name,
+    )  # fmt: skip
+    if method == "distill":
+        cfg = dataclasses.replace(
+            cfg, imitation_final_weight=cfg.imitation_weight,
+            network=dataclasses.replace(cfg.network, init_noise_std=0.1),
+        )  # fmt: skip
+    return cfg
 
 
 def to_dict(cfg: Any) -> Any:

@@ -99,6 +99,8 @@ def evaluate(task: TaskCfg, policy: Policy, cfg: EvalCfg) -> dict[str, Any]:
     env.reset()  # spawn every env on its tile
     env.commands.commands[:] = [cfg.commands[ci] for _, _, ci in combos]
     obs = env.observe()
+    if callable(getattr(policy, "reset", None)):
+        policy.reset()  # type: ignore[attr-defined]  # a student starts a fresh history
 
     steps = env.max_episode_steps
     alive = np.ones(n, dtype=bool)

@@ -4,15 +4,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 from stable_baselines3.common.policies import MultiInputActorCriticPolicy
 
-from humanoid_prior.checkpoint import latest_checkpoint, load_checkpoint
-from humanoid_prior.config import TeacherCfg
+from humanoid_prior.checkpoint import CheckpointError, latest_checkpoint, load_checkpoint
+from humanoid_prior.config import StudentCfg, TeacherCfg
+from humanoid_prior.envs.history import FrameHistory
 from humanoid_prior.envs.sb3_vec_env import action_space, observation_space
 from humanoid_prior.policies.actor_critic import policy_kwargs
+from humanoid_prior.policies.student_policy import StudentPolicy
 from humanoid_prior.teacher import KIND, load_run_config
 
 CLIP_OBS = 10.0
@@ -21,34 +24,78 @@ CLIP_OBS = 10.0
 
 @dataclass
 class LoadedPolicy:
-    """A trained policy with its observation normaliser: raw observations in, actions out."""
+    """A trained teacher with its observation normaliser: raw observations in, actions out."""
 
-    cfg: TeacherCfg
+    cfg: TeacherCfg | StudentCfg
     policy: MultiInputActorCriticPolicy
     obs_mean: dict[str, np.ndarray]
     obs_var: dict[str, np.ndarray]
     checkpoint: Path
     num_timesteps: int
     trained_seconds: float
+    kind: str = "teacher"
 
-    def __call__(self, obs: dict[str, np.ndarray]) -> np.ndarray:
-        """Deterministic (mean) actions for a batch of raw observations."""
-        normalised = {
+    def normalise(self, obs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Each given key normalised with the training statistics and clipped as in training."""
+        return {
             k: np.clip((v - self.obs_mean[k]) / np.sqrt(self.obs_var[k] + 1e-8), -CLIP_OBS, CLIP_OBS).astype(
                 np.float32
             )
             for k, v in obs.items()
+            if k in self.obs_mean
         }
+
+    def __call__(self, obs: dict[str, np.ndarray]) -> np.ndarray:
+        """Deterministic (mean) actions for a batch of raw observations."""
         with torch.no_grad():
-            actions, _ = self.policy.predict(normalised, deterministic=True)
+            actions, _ = self.policy.predict(self.normalise(obs), deterministic=True)
         return np.asarray(actions)
+
+    def reset(self) -> None:
+        """Nothing to forget: a teacher has no memory."""
+
+
+@dataclass
+class LoadedStudent(LoadedPolicy):
+    """A trained student: keeps the proprio history of the batch it is called on, like the robot will.
+
+    The first call (and the first after `reset`) fills the history with the current frame.
+    """
+
+    history_len: int = 1
+    kind: str = "student"
+    _history: FrameHistory | None = None
+
+    def __call__(self, obs: dict[str, np.ndarray]) -> np.ndarray:
+        """Deterministic actions from the history after adding this step's `proprio` frame."""
+        proprio = np.asarray(obs["proprio"], dtype=np.float32)
+        if self._history is None or len(proprio) != len(self._history.flat()):
+            self._history = FrameHistory(len(proprio), self.history_len, proprio.shape[1])
+            self._history.reset(proprio)
+        else:
+            self._history.push(proprio)
+        normalised = self.normalise({"proprio_history": self._history.flat()})
+        assert isinstance(self.policy, StudentPolicy)
+        with torch.no_grad():
+            mean, _ = self.policy.actor_outputs(
+                {"proprio_history": torch.from_numpy(normalised["proprio_history"])}
+            )
+        return mean.numpy()
+
+    def reset(self) -> None:
+        """Forget the history (a new batch of episodes starts)."""
+        self._history = None
 
 
 def load_policy(run_dir: Path) -> LoadedPolicy:
-    """The newest checkpoint of a teacher run, as a callable policy."""
-    cfg = load_run_config(run_dir)
+    """The newest checkpoint of a teacher or student run, as a callable policy."""
     path = latest_checkpoint(run_dir / "checkpoints")
-    data = load_checkpoint(path, kind=KIND)
+    data = load_checkpoint(path)
+    if data["kind"] == "student":
+        return _load_student(run_dir, path, data)
+    if data["kind"] != KIND:
+        raise CheckpointError(f"{path} is a '{data['kind']}' checkpoint, not a teacher or student one.")
+    cfg = load_run_config(run_dir)
     obs_sizes = {str(k): int(v) for k, v in data["obs_sizes"].items()}
     policy = MultiInputActorCriticPolicy(
         observation_space(obs_sizes), action_space(int(data["action_dim"]), cfg.task.action_clip),
@@ -65,4 +112,32 @@ def load_policy(run_dir: Path) -> LoadedPolicy:
         checkpoint=path,
         num_timesteps=int(data["num_timesteps"]),
         trained_seconds=float(data["trained_seconds"]),
+    )
+
+
+def _load_student(run_dir: Path, path: Path, data: dict[str, Any]) -> LoadedStudent:
+    cfg = load_run_config(run_dir, StudentCfg)
+    sizes = {str(k): int(v) for k, v in data["obs_sizes"].items()}
+    history_len = int(data["history_len"])
+    space = observation_space(
+        {"proprio_history": history_len * sizes["proprio"], "privileged": sizes["privileged"]}
+    )
+    aux = data["policy"].get("aux_head.weight")
+    policy = StudentPolicy(
+        space, action_space(int(data["action_dim"]), cfg.task.action_clip), lambda _: 0.0,
+        actor_hidden=cfg.network.actor_hidden, critic_hidden=cfg.network.critic_hidden,
+        aux_dim=0 if aux is None else int(aux.shape[0]), critic_group=cfg.critic_group,
+    )  # fmt: skip
+    policy.load_state_dict(data["policy"])
+    policy.eval()
+    rms = data["obs_rms"]
+    return LoadedStudent(
+        cfg=cfg,
+        policy=policy,
+        obs_mean={k: v["mean"].numpy() for k, v in rms.items()},
+        obs_var={k: v["var"].numpy() for k, v in rms.items()},
+        checkpoint=path,
+        num_timesteps=int(data["num_timesteps"]),
+        trained_seconds=float(data["trained_seconds"]),
+        history_len=history_len,
     )

@@ -57,14 +57,35 @@ def learning_rate_schedule(ppo: PPOCfg) -> Any:
 class TrainingSession:
     """One teacher run: env, normaliser, PPO model and the state a checkpoint restores."""
 
-    def __init__(self, cfg: TeacherCfg, run_dir: Path, resume_from: Path | None = None) -> None:
+    kind = KIND
+    """The checkpoint kind this session writes and accepts."""
+
+    def __init__(self, cfg: Any, run_dir: Path, resume_from: Path | None = None) -> None:
         self.cfg = cfg
         self.run_dir = run_dir
         self.env = LocomotionEnv(cfg.task, seed=cfg.run.seed)
-        self.vec_env = LocomotionVecEnv(self.env)
-        self.venv = VecNormalize(self.vec_env, norm_obs=True, norm_reward=False, clip_obs=10.0)
-        ppo = cfg.ppo
-        self.model = PPO(
+        self.base_vec_env = LocomotionVecEnv(self.env)
+        self.vec_env = self.wrap(self.base_vec_env)
+        self.venv = VecNormalize(self.vec_env, norm_obs=True, norm_reward=False, clip_obs=10.0,
+                                 norm_obs_keys=self.normalised_keys())  # fmt: skip
+        self.model = self.make_model()
+        self.iteration = 0
+        self.trained_seconds = 0.0
+        if resume_from is not None:
+            self.restore(resume_from)
+
+    def wrap(self, vec_env: LocomotionVecEnv) -> Any:
+        """The VecEnv the policy trains on (the teacher: the task's own)."""
+        return vec_env
+
+    def normalised_keys(self) -> list[str] | None:
+        """Observation keys VecNormalize normalises (None: all)."""
+        return None
+
+    def make_model(self) -> PPO:
+        """The PPO model over `self.venv`."""
+        cfg, ppo = self.cfg, self.cfg.ppo
+        return PPO(
             "MultiInputPolicy", self.venv, learning_rate=learning_rate_schedule(ppo), n_steps=ppo.n_steps,
             batch_size=ppo.batch_size, n_epochs=ppo.n_epochs, gamma=ppo.gamma, gae_lambda=ppo.gae_lambda,
             clip_range=ppo.clip_range, ent_coef=ppo.ent_coef, vf_coef=ppo.vf_coef,
@@ -72,10 +93,6 @@ class TrainingSession:
             policy_kwargs=policy_kwargs(cfg.network), seed=cfg.run.seed, device=cfg.run.device, verbose=0,
             rollout_threads=cfg.run.rollout_threads,
         )  # fmt: skip
-        self.iteration = 0
-        self.trained_seconds = 0.0
-        if resume_from is not None:
-            self.restore(resume_from)
 
     @property
     def samples_per_iteration(self) -> int:
@@ -86,7 +103,7 @@ class TrainingSession:
         """Everything needed to continue this run exactly (the checkpoint contract)."""
         curriculum = self.env.curriculum
         return {
-            "kind": KIND,
+            "kind": self.kind,
             "robot": self.env.robot.name,
             "obs_sizes": dict(self.env.obs_sizes),
             "action_dim": self.env.num_joints,
@@ -115,11 +132,15 @@ class TrainingSession:
         """Load a checkpoint into this session (validated against this env)."""
         data = load_checkpoint(
             path,
-            kind=KIND,
+            kind=self.kind,
             robot=self.env.robot.name,
             obs_sizes=self.env.obs_sizes,
             action_dim=self.env.num_joints,
         )
+        self.load_state(data)
+
+    def load_state(self, data: dict[str, Any]) -> None:
+        """Put a validated checkpoint's contents back into this session."""
         self.model.policy.load_state_dict(data["policy"])
         self.model.policy.optimizer.load_state_dict(data["optimizer"])
         for key, rms in self.venv.obs_rms.items():
@@ -130,7 +151,7 @@ class TrainingSession:
         self.iteration = int(data["iteration"])
         self.trained_seconds = float(data["trained_seconds"])
         self.env.rng.bit_generator.state = json.loads(data["env_rng"])
-        self.vec_env.cancel_seed()  # SB3 seeded the env at construction; the checkpoint's state wins
+        self.base_vec_env.cancel_seed()  # SB3 seeded the env at construction; the checkpoint's state wins
         curriculum = self.env.curriculum
         if curriculum is not None and data["curriculum_levels"] is not None:
             everyone = np.arange(self.env.num_envs)
@@ -151,6 +172,10 @@ class TrainingSession:
         normalised = self.venv.normalize_obs(obs)
         actions, _ = self.model.predict(normalised, deterministic=True)
         return np.asarray(actions)
+
+    def video_policy(self) -> Any:
+        """A fresh observations -> actions callable for a video episode."""
+        return self.act
 
 
 class MonitorCallback(BaseCallback):
@@ -201,7 +226,7 @@ class MonitorCallback(BaseCallback):
                 s.cfg.task, sim=dataclasses.replace(s.cfg.task.sim, num_envs=1, nthread=1)
             )
             self._video_env = LocomotionEnv(task, seed=s.cfg.run.seed + 1)
-        frames = rollout_frames(self._video_env, s.act, s.cfg.run.video_seconds)
+        frames = rollout_frames(self._video_env, s.video_policy(), s.cfg.run.video_seconds)
         fps = round(1.0 / self._video_env.dt)
         path = write_video(frames, s.run_dir / "videos" / f"iter_{s.iteration:07d}.mp4", fps)
         if self.wandb_run is not None:
@@ -227,38 +252,33 @@ def run_logger(run_dir: Path) -> Logger:
     return Logger(str(run_dir), formats)
 
 
-def new_run_dir(cfg: TeacherCfg) -> Path:
-    """runs/<name>, the name defaulting to <robot>_<terrain>_teacher_<date-time>."""
-    name = cfg.run.name or f"{cfg.task.robot}_{cfg.terrain_name}_{KIND}_{time.strftime('%Y%m%d-%H%M%S')}"
+def new_run_dir(cfg: Any, kind: str = KIND) -> Path:
+    """runs/<name>, the name defaulting to <robot>_<terrain>_<kind>_<date-time>."""
+    name = cfg.run.name or f"{cfg.task.robot}_{cfg.terrain_name}_{kind}_{time.strftime('%Y%m%d-%H%M%S')}"
     return Path(cfg.run.run_dir) / name
 
 
-def load_run_config(run_dir: Path) -> TeacherCfg:
+def load_run_config(run_dir: Path, cls: type = TeacherCfg) -> Any:
     """The config a run directory was started with."""
     path = run_dir / "config.json"
     if not path.is_file():
         raise FileNotFoundError(f"{run_dir} has no config.json; is it a run directory?")
-    return from_dict(TeacherCfg, json.loads(path.read_text()))
+    return from_dict(cls, json.loads(path.read_text()))
 
 
-def train_teacher(cfg: TeacherCfg, resume: Path | None = None, use_wandb: bool = True) -> Path:
-    """Train (or continue, with `resume` = a run directory) and return the run directory."""
-    if resume is not None:
-        run_dir = resume
-        cfg = load_run_config(run_dir)
-        start_from: Path | None = latest_checkpoint(run_dir / "checkpoints")
-    else:
-        run_dir = new_run_dir(cfg)
-        start_from = None
-    torch.manual_seed(cfg.run.seed)
-    random.seed(cfg.run.seed)
-    session = TrainingSession(cfg, run_dir, resume_from=start_from)
+def seed_everything(seed: int) -> None:
+    """Seed torch and Python's `random` (numpy streams are seeded by the env and SB3)."""
+    torch.manual_seed(seed)
+    random.seed(seed)
+
+
+def run_session(session: TrainingSession, resumed: bool, use_wandb: bool) -> Path:
+    """Train a session to its step or time budget with monitoring, then checkpoint; returns the run dir."""
+    cfg, run_dir = session.cfg, session.run_dir
     write_run_metadata(run_dir, to_dict(cfg))
     session.model.set_logger(run_logger(run_dir))
     wandb_run = (
-        WandbRun(run_dir, cfg.run.wandb_project, run_dir.name, to_dict(cfg), resume is not None)
-        if use_wandb
-        else None
+        WandbRun(run_dir, cfg.run.wandb_project, run_dir.name, to_dict(cfg), resumed) if use_wandb else None
     )
     callback = MonitorCallback(session, wandb_run)
     remaining = max(0, cfg.run.total_steps - session.model.num_timesteps)
@@ -273,3 +293,17 @@ def train_teacher(cfg: TeacherCfg, resume: Path | None = None, use_wandb: bool =
         if wandb_run is not None:
             wandb_run.finish()
     return run_dir
+
+
+def train_teacher(cfg: TeacherCfg, resume: Path | None = None, use_wandb: bool = True) -> Path:
+    """Train (or continue, with `resume` = a run directory) and return the run directory."""
+    if resume is not None:
+        run_dir = resume
+        cfg = load_run_config(run_dir)
+        start_from: Path | None = latest_checkpoint(run_dir / "checkpoints")
+    else:
+        run_dir = new_run_dir(cfg)
+        start_from = None
+    seed_everything(cfg.run.seed)
+    session = TrainingSession(cfg, run_dir, resume_from=start_from)
+    return run_session(session, resumed=resume is not None, use_wandb=use_wandb)
