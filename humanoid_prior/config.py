@@ -65,8 +65,9 @@ class RunCfg:
     """Iterations between checkpoints."""
     keep_checkpoints: int = 3
     """Checkpoints kept on disk (older ones are deleted)."""
-    video_every: int = 200
-    """Iterations between policy videos (0: none)."""
+    video_every: int = 1000
+    """Iterations between policy videos (0: none). A 5 s video takes ~16 s to render on 2 cores (software
+    GL), so 1000 (~5 min of training here) keeps its cost near 5%."""
     video_seconds: float = 5.0
     """Length of each video."""
     wandb_project: str = "humanoid_prior"
@@ -141,8 +142,9 @@ class StudentNetworkCfg:
     """Hidden layer widths of the actor MLP; the auxiliary heads branch off the last one."""
     critic_hidden: tuple[int, ...] = (256, 128, 64)
     """Hidden layer widths of the critic MLP."""
-    init_noise_std: float = 1.0
-    """Initial standard deviation of the Gaussian action noise."""
+    init_noise_std: float = 0.5
+    """Initial standard deviation of the Gaussian action noise (lower than a teacher's 1.0: the student
+    starts by imitating, and exploration noise that large makes its early rollouts mostly falls)."""
 
 
 @dataclass(frozen=True)
@@ -219,17 +221,17 @@ class StudentCfg:
 
 
 def student_preset(teacher: TeacherCfg, teacher_run: str, method: str = "tmp") -> StudentCfg:
-    """A student of `teacher` with the teacher's task, PPO settings and run budget.
+    """A student of `teacher`: the teacher's task (on this machine's default batch of envs).
 
-    'distill' imitates with a constant weight and acts with little noise (its noise is not trained);
-    the others start from the defaults above.
+    PPO and run settings are this project's defaults, not the teacher's: the teacher may have been
+    trained on another machine (a GPU, more envs). 'distill' imitates with a constant weight and acts
+    with little noise (its noise is not trained).
     """
     if method not in STUDENT_METHODS:
         raise ValueError(f"unknown student method {method!r}; choose from {', '.join(STUDENT_METHODS)}.")
-    cfg = StudentCfg(
-        teacher=teacher_run, method=method, task=teacher.task, ppo=teacher.ppo,
-        run=dataclasses.replace(teacher.run, name=None), terrain_name=teacher.terrain_name,
-    )  # fmt: skip
+    sim = dataclasses.replace(teacher.task.sim, num_envs=128, nthread=0)
+    task = dataclasses.replace(teacher.task, sim=sim)
+    cfg = StudentCfg(teacher=teacher_run, method=method, task=task, terrain_name=teacher.terrain_name)
     if method == "distill":
         cfg = dataclasses.replace(
             cfg, imitation_final_weight=cfg.imitation_weight,
