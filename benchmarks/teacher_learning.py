@@ -26,7 +26,7 @@ from humanoid_prior.config import TeacherCfg, g1_flat, g1_rough, teacher_preset,
 from humanoid_prior.envs.batched_sim import SimCfg
 from humanoid_prior.envs.locomotion import LocomotionEnv
 from humanoid_prior.evaluation import EvalCfg, evaluate, rough_eval
-from humanoid_prior.monitoring import machine, rollout_frames, write_video
+from humanoid_prior.monitoring import machine, read_curves, rollout_frames, write_video
 from humanoid_prior.policy_io import load_policy
 from humanoid_prior.teacher import train_teacher
 
@@ -40,31 +40,6 @@ def preset(name: str) -> TeacherCfg:
         return g1_rough()
     robot, terrain = name.rsplit("_", 1)
     return teacher_preset(robot, terrain)
-
-
-def read_curves(run_dir: Path) -> dict[str, np.ndarray]:
-    """Scalars of every start of the run from its TensorBoard event files, by env step."""
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-
-    tags = {
-        "minutes": "time/trained_minutes",
-        "return": "rollout/ep_rew_mean",
-        "lin_vel_error": "env/track/lin_vel_error",
-        "episode_length": "rollout/ep_len_mean",
-        "terrain_level": "env/curriculum/terrain_level",
-    }
-    by_step: dict[str, dict[int, float]] = {name: {} for name in tags}
-    for events in sorted(run_dir.glob("events.out.tfevents.*")):
-        acc = EventAccumulator(str(events), size_guidance={"scalars": 0})
-        acc.Reload()
-        available = set(acc.Tags()["scalars"])
-        for name, tag in tags.items():
-            if tag in available:
-                by_step[name].update({e.step: e.value for e in acc.Scalars(tag)})
-    steps = sorted(by_step["minutes"])
-    curves = {name: np.array([values.get(s, np.nan) for s in steps]) for name, values in by_step.items()}
-    curves["steps"] = np.array(steps, dtype=float)
-    return curves
 
 
 def plot_curves(curves: dict[str, np.ndarray], title: str, path: Path) -> None:

@@ -121,3 +121,28 @@ def rollout_frames(
         obs, *_ = env.step(act(obs))
         frames.append(env.render(0, width, height))
     return frames
+
+
+def read_curves(run_dir: Path) -> dict[str, np.ndarray]:
+    """Scalars of every start of the run from its TensorBoard event files, by env step."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    tags = {
+        "minutes": "time/trained_minutes",
+        "return": "rollout/ep_rew_mean",
+        "lin_vel_error": "env/track/lin_vel_error",
+        "episode_length": "rollout/ep_len_mean",
+        "terrain_level": "env/curriculum/terrain_level",
+    }
+    by_step: dict[str, dict[int, float]] = {name: {} for name in tags}
+    for events in sorted(run_dir.glob("events.out.tfevents.*")):
+        acc = EventAccumulator(str(events), size_guidance={"scalars": 0})
+        acc.Reload()
+        available = set(acc.Tags()["scalars"])
+        for name, tag in tags.items():
+            if tag in available:
+                by_step[name].update({e.step: e.value for e in acc.Scalars(tag)})
+    steps = sorted(by_step["minutes"])
+    curves = {name: np.array([values.get(s, np.nan) for s in steps]) for name, values in by_step.items()}
+    curves["steps"] = np.array(steps, dtype=float)
+    return curves

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F  # noqa: N812
 
-from humanoid_prior.checkpoint import CheckpointError, latest_checkpoint
+from humanoid_prior.checkpoint import CheckpointError, latest_checkpoint, load_checkpoint
 from humanoid_prior.config import StudentCfg, TeacherCfg
 from humanoid_prior.envs.history import FrameHistory
 from humanoid_prior.envs.sb3_vec_env import LocomotionVecEnv
@@ -261,6 +261,7 @@ def load_teacher(cfg: StudentCfg) -> Any:
     """The teacher policy of a student config, with one clear error when it is missing or unusable."""
     if not cfg.teacher:
         raise ValueError(f"the '{cfg.method}' student needs a teacher: pass --teacher runs/<teacher run>.")
+    teacher_config(Path(cfg.teacher))
     teacher = load_policy(Path(cfg.teacher))
     if teacher.cfg.task.robot != cfg.task.robot:
         raise ValueError(
@@ -271,12 +272,16 @@ def load_teacher(cfg: StudentCfg) -> Any:
 
 
 def teacher_config(teacher_run: Path) -> TeacherCfg:
-    """The teacher run's config, with a clear error if it is not a teacher run."""
+    """The teacher run's config, with a clear error if it is not a trained teacher run."""
     if not (teacher_run / "config.json").is_file():
         raise FileNotFoundError(
             f"teacher run {teacher_run} has no config.json; is it a teacher run directory?"
         )
-    latest_checkpoint(teacher_run / "checkpoints")  # fails clearly when the teacher has no checkpoint
+    kind = load_checkpoint(latest_checkpoint(teacher_run / "checkpoints")).get("kind")
+    if kind != "teacher":
+        raise ValueError(
+            f"{teacher_run} holds a '{kind}' run, not a teacher; pass a run of `train.py teacher`."
+        )
     return load_run_config(teacher_run)
 
 

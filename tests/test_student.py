@@ -27,7 +27,7 @@ from humanoid_prior.policies.discriminator import (
     style_reward,
 )
 from humanoid_prior.policy_io import LoadedStudent, load_policy
-from humanoid_prior.student import train_student
+from humanoid_prior.student import teacher_config, train_student
 from humanoid_prior.student_env import StudentVecEnv
 from humanoid_prior.teacher import train_teacher
 
@@ -172,13 +172,16 @@ def csv_columns(run_dir: Path) -> list[str]:
 
 
 def tiny_student(teacher_run: Path, tmp_path: Path, method: str = "tmp", **changes) -> StudentCfg:
-    from humanoid_prior.student import teacher_config
-
     cfg = student_preset(teacher_config(teacher_run), str(teacher_run), method)
-    run = dataclasses.replace(cfg.run, run_dir=str(tmp_path), name=method, total_steps=96)
+    run = dataclasses.replace(cfg.run, run_dir=str(tmp_path), name=method, total_steps=96, checkpoint_every=1,
+                              video_every=0, progress_bar=False)  # fmt: skip
+    task = dataclasses.replace(cfg.task, sim=SimCfg(num_envs=4, nthread=1))
+    ppo = dataclasses.replace(PPOCfg(), n_steps=8, batch_size=16, n_epochs=1)
     disc = dataclasses.replace(cfg.discriminator, batch_size=32, steps_per_iteration=2)
     data = TeacherDataCfg(transitions=300, num_envs=4)
-    return dataclasses.replace(cfg, run=run, discriminator=disc, teacher_data=data, **changes)
+    return dataclasses.replace(
+        cfg, run=run, task=task, ppo=ppo, discriminator=disc, teacher_data=data, **changes
+    )
 
 
 def test_tiny_tmp_student_trains_saves_resumes_and_acts(tiny_teacher: Path, tmp_path: Path) -> None:
@@ -203,6 +206,8 @@ def test_tiny_tmp_student_trains_saves_resumes_and_acts(tiny_teacher: Path, tmp_
     assert after["num_timesteps"] >= data["num_timesteps"] + 48
     policy = load_policy(run_dir)
     assert isinstance(policy, LoadedStudent) and policy.history_len == 6
+    with pytest.raises(ValueError, match="not a teacher"):
+        teacher_config(run_dir)  # a student cannot teach
     env = LocomotionEnv(dataclasses.replace(policy.cfg.task, sim=SimCfg(num_envs=2, nthread=1)), seed=0)
     obs = env.reset()
     actions = policy(obs)
