@@ -84,6 +84,9 @@ def main() -> None:
     parser.add_argument("--num-envs", type=int, default=None, help="override the preset's env count")
     parser.add_argument("--iterations", type=int, default=10, help="PPO iterations per round")
     parser.add_argument("--rounds", type=int, default=3, help="interleaved train/env rounds")
+    parser.add_argument("--hidden", default=None, help="actor and critic widths, e.g. 512,256,128")
+    parser.add_argument("--batch-size", type=int, default=None, help="PPO minibatch size")
+    parser.add_argument("--rollout-threads", type=int, default=None, help="torch threads while collecting")
     parser.add_argument("--json", type=Path, default=None, help="write the result here")
     args = parser.parse_args()
 
@@ -91,7 +94,16 @@ def main() -> None:
     if args.num_envs is not None:
         sim = dataclasses.replace(cfg.task.sim, num_envs=args.num_envs)
         cfg = dataclasses.replace(cfg, task=dataclasses.replace(cfg.task, sim=sim))
-    cfg = dataclasses.replace(cfg, run=dataclasses.replace(cfg.run, progress_bar=False, video_every=0))
+    if args.hidden is not None:
+        widths = tuple(int(w) for w in args.hidden.split(","))
+        cfg = dataclasses.replace(cfg, network=dataclasses.replace(cfg.network, actor_hidden=widths,
+                                                                   critic_hidden=widths))  # fmt: skip
+    if args.batch_size is not None:
+        cfg = dataclasses.replace(cfg, ppo=dataclasses.replace(cfg.ppo, batch_size=args.batch_size))
+    run = dataclasses.replace(cfg.run, progress_bar=False, video_every=0)
+    if args.rollout_threads is not None:
+        run = dataclasses.replace(run, rollout_threads=args.rollout_threads)
+    cfg = dataclasses.replace(cfg, run=run)
     rng = np.random.default_rng(0)
     with tempfile.TemporaryDirectory() as tmp:
         session = TrainingSession(cfg, Path(tmp))
@@ -113,6 +125,7 @@ def main() -> None:
         "samples_per_iteration": cfg.ppo.n_steps * cfg.task.sim.num_envs,
         "ppo": to_dict(cfg.ppo),
         "network": to_dict(cfg.network),
+        "rollout_threads": cfg.run.rollout_threads,
         "command": "python " + shlex.join(["benchmarks/train_throughput.py", *sys.argv[1:]]),
         "machine": machine(),
     }
