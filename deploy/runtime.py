@@ -1,0 +1,202 @@
+"""The control loop on the robot: state -> observation -> policy -> safety -> joint targets, every period.
+
+`Runtime.step` is one tick: read the robot, check it (emergency stop), then during the soft start ramp
+to the default pose, afterwards build the observation with the env's code (`PolicyObservation`), run
+the exported policy, turn its action into joint targets exactly as the env does
+(default + action_scale * clip(action)), clamp them and send them. `Runtime.run` calls it at the
+control period on the robot's clock and reports the loop's timing (`LoopStats`).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from humanoid_prior.envs.batched_sim import quat_rotate_inverse
+
+from .inference import PolicyEngine
+from .manifest import Manifest, SafetyCfg
+from .observation import PolicyObservation
+from .robot import JointCommand, Robot, RobotState
+from .safety import SafetyCounters, SafetyLayer
+
+_DOWN = np.array([[0.0, 0.0, -1.0]])
+
+
+def joint_mapping(manifest: Manifest, robot_joints: tuple[str, ...]) -> np.ndarray:
+    """Index into the robot's joint arrays of each policy joint; fails naming joints the robot lacks."""
+    missing = [j for j in manifest.joint_names if j not in robot_joints]
+    if missing:
+        raise ValueError(
+            f"the policy's joints {missing} are not joints of this robot (it has {list(robot_joints)}); "
+            f"the manifest is for robot '{manifest.robot}': deploy it on that robot, or export a policy "
+            "trained for this one."
+        )
+    return np.array([robot_joints.index(j) for j in manifest.joint_names], dtype=np.intp)
+
+
+@dataclass
+class LoopStats:
+    """Timing of the control loop and what the safety layer did."""
+
+    period_s: float
+    steps: int = 0
+    policy_steps: int = 0
+    tick_lateness_s: list[float] = field(default_factory=list)
+    """Start of each tick minus its scheduled time, on the robot's clock."""
+    compute_s: list[float] = field(default_factory=list)
+    """Wall time of each `Runtime.step` (read, observation, policy, safety, send)."""
+    safety: SafetyCounters = field(default_factory=SafetyCounters)
+
+    def summary(self) -> dict[str, Any]:
+        """Jitter, overruns (a tick computed longer than the period, or started a period late) and safety."""
+        late = np.abs(np.asarray(self.tick_lateness_s)) if self.tick_lateness_s else np.zeros(1)
+        comp = np.asarray(self.compute_s) if self.compute_s else np.zeros(1)
+        overruns = int(((comp > self.period_s) | (late > self.period_s)).sum()) if self.steps else 0
+        ms = 1e3
+        return {
+            "steps": self.steps, "policy_steps": self.policy_steps, "period_ms": self.period_s * ms,
+            "jitter_mean_ms": float(late.mean() * ms), "jitter_p99_ms": float(np.percentile(late, 99) * ms),
+            "jitter_max_ms": float(late.max() * ms), "overruns": overruns,
+            "compute_p50_ms": float(np.percentile(comp, 50) * ms),
+            "compute_p99_ms": float(np.percentile(comp, 99) * ms), "compute_max_ms": float(comp.max() * ms),
+            "estop": self.safety.estop_reason, "command_clamped": self.safety.command_clamped,
+            "joint_limit_clamped": self.safety.joint_limit_clamped,
+            "torque_clamped": self.safety.torque_clamped,
+        }  # fmt: skip
+
+
+class Runtime:
+    """Runs an exported policy on a `Robot` (see the module docstring)."""
+
+    def __init__(
+        self,
+        manifest: Manifest,
+        policy: PolicyEngine,
+        robot: Robot,
+        command: tuple[float, float, float] | np.ndarray = (0.0, 0.0, 0.0),
+        safety: SafetyCfg | None = None,
+    ) -> None:
+        self.manifest = m = manifest
+        expected = m.observation.input_size
+        if policy.input_size != expected:
+            raise ValueError(
+                f"the policy file takes {policy.input_size} observation values but the manifest's layout "
+                f"gives {expected} ({m.observation.history_len} frame(s) of {m.observation.frame_size}); "
+                "the policy file and deploy.json come from different exports: export again with "
+                "`train.py export`."
+            )
+        if policy.output_size != m.num_joints:
+            raise ValueError(
+                f"the policy file outputs {policy.output_size} actions but the manifest lists {m.num_joints} "
+                "joints; export again with `train.py export`."
+            )
+        self.policy = policy
+        self.robot = robot
+        self.index = joint_mapping(m, robot.joint_names)
+        self.safety = SafetyLayer(m, safety)
+        self.default = m.array("default_joint_pos")
+        self.kp, self.kd = m.array("kp"), m.array("kd")
+        self.command = self.safety.clamp_command(np.asarray(command, dtype=np.float64))
+        self.last_action = np.zeros(m.num_joints)
+        self.policy_step = 0
+        self.observation: PolicyObservation | None = None
+        self.last_input: np.ndarray | None = None
+        self.stats = LoopStats(period_s=m.control_period_s, safety=self.safety.counters)
+        self._t0: float | None = None
+        self._num_robot_joints = len(robot.joint_names)
+        self._send_target = np.zeros(self._num_robot_joints)
+
+    # --- one tick -----------------------------------------------------------------------------------
+
+    def set_command(self, command: tuple[float, float, float] | np.ndarray) -> None:
+        """A new velocity command (v_x, v_y, yaw rate), clamped to the trained ranges."""
+        self.command = self.safety.clamp_command(np.asarray(command, dtype=np.float64))
+
+    def read(self) -> RobotState:
+        """The robot's newest state with joint arrays in policy order."""
+        raw = self.robot.read_state()
+        return RobotState(
+            time=raw.time, joint_pos=np.asarray(raw.joint_pos, dtype=np.float64)[self.index],
+            joint_vel=np.asarray(raw.joint_vel, dtype=np.float64)[self.index],
+            base_ang_vel=np.asarray(raw.base_ang_vel, dtype=np.float64),
+            base_quat=np.asarray(raw.base_quat, dtype=np.float64), extras=raw.extras,
+        )  # fmt: skip
+
+    @property
+    def in_soft_start(self) -> bool:
+        """The policy has not taken over yet."""
+        return self.observation is None or self._t0 is not None
+
+    def step(self) -> np.ndarray:
+        """One control tick; returns the joint targets sent (policy order)."""
+        now = self.robot.now()
+        state = self.read()
+        gravity_z = float(quat_rotate_inverse(np.asarray(state.base_quat)[None], _DOWN)[0, 2])
+        reason = self.safety.check_state(state, now, gravity_z) if not self.safety.stopped else None
+        if reason is not None:
+            self.safety.trip(reason, now)
+        if self.safety.stopped:
+            return self._send(*self.safety.estop_targets(state.joint_pos))
+        if self.observation is None:
+            # The first reading checks that the robot gives every term the policy reads, with its size.
+            self.observation = PolicyObservation(self.manifest, state)
+            self._t0 = now
+        if self._t0 is not None:
+            target, done = self.safety.soft_start(state.joint_pos, now - self._t0)
+            if done:
+                self._t0 = None  # the policy acts from the next tick, its clock and history starting afresh
+                self.observation.reset()
+                self.policy_step = 0
+                self.last_action[:] = 0.0
+        else:
+            acted = self._policy_target(state, now)
+            if acted is None:
+                return self._send(*self.safety.estop_targets(state.joint_pos))
+            target = acted
+        target = self.safety.clamp_targets(target, state.joint_pos, state.joint_vel)
+        return self._send(target, self.kp, self.kd)
+
+    def _policy_target(self, state: RobotState, now: float) -> np.ndarray | None:
+        assert self.observation is not None
+        obs = self.observation(state, self.command, self.last_action, self.policy_step)
+        self.last_input = obs
+        action = np.asarray(self.policy(obs), dtype=np.float64)[0]
+        if not np.isfinite(action).all():
+            self.safety.trip("non-finite policy action", now)
+            return None
+        m = self.manifest
+        np.clip(action, -m.action_clip, m.action_clip, out=self.last_action)
+        self.policy_step += 1
+        self.stats.policy_steps += 1
+        return self.default + m.action_scale * self.last_action
+
+    def _send(self, target: np.ndarray, kp: np.ndarray, kd: np.ndarray) -> np.ndarray:
+        """Send policy-order targets and gains in the robot's order (other robot joints get zero gains)."""
+        n = self._num_robot_joints
+        out_t, out_kp, out_kd = self._send_target.copy(), np.zeros(n), np.zeros(n)
+        out_t[self.index], out_kp[self.index], out_kd[self.index] = target, kp, kd
+        self.robot.send(JointCommand(out_t, out_kp, out_kd))
+        return target
+
+    # --- the loop -----------------------------------------------------------------------------------
+
+    def run(self, seconds: float, on_tick: Callable[[Runtime], object] | None = None) -> LoopStats:
+        """Tick every control period for `seconds` of robot time; `on_tick(runtime)` after each tick."""
+        period = self.manifest.control_period_s
+        next_tick = self.robot.now()
+        for _ in range(max(1, round(seconds / period))):
+            self.robot.wait_until(next_tick)
+            self.stats.tick_lateness_s.append(self.robot.now() - next_tick)
+            start = time.perf_counter()
+            self.step()
+            self.stats.compute_s.append(time.perf_counter() - start)
+            self.stats.steps += 1
+            if on_tick is not None:
+                on_tick(self)
+            next_tick += period
+        return self.stats
