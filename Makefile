@@ -9,7 +9,7 @@ STAMP := $(VENV)/.setup-stamp
 TORCH_VERSION ?= 2.13.0
 TYPECHECK_TREE := build/typecheck
 
-.PHONY: setup test check bench bench-teacher-flat bench-teacher-rough train clean
+.PHONY: setup test check bench bench-teacher-flat bench-teacher-rough bench-students train clean
 
 setup: $(STAMP)
 
@@ -37,6 +37,7 @@ check: setup
 
 bench: setup
 	$(PY) benchmarks/sim_throughput.py --robot g1 --num-envs 64 --task rough --json docs/results/sim_throughput_g1.json
+	$(PY) benchmarks/train_throughput.py --preset g1_flat --json docs/results/train_throughput_g1_flat.json
 
 # Learning evidence (long: 20 and 120 minutes of training on 2 cores; resumable, run them with nohup).
 bench-teacher-flat: setup
@@ -45,9 +46,14 @@ bench-teacher-flat: setup
 bench-teacher-rough: setup
 	MUJOCO_GL=egl $(PY) benchmarks/teacher_learning.py --preset g1_rough
 
-# The main job: the default teacher (G1, rough-terrain curriculum). Rendering is headless (EGL).
+# Students from one teacher (TEACHER=runs/<teacher run>), six rows at one env-step budget (~1 h on 2 cores).
+bench-students: setup
+	MUJOCO_GL=egl $(PY) benchmarks/student_comparison.py --teacher $(TEACHER) --steps 3000000
+
+# The main job: teacher -> teacher data -> student -> eval -> export (G1; `train.py pipeline --help`).
+# Resumable: run it again after an interruption. Rendering is headless (EGL).
 train: setup
-	MUJOCO_GL=egl $(PY) train.py teacher
+	MUJOCO_GL=egl $(PY) train.py pipeline
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache

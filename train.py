@@ -10,6 +10,9 @@
                                                      #   --no-gan/--no-aux/--no-imitation ablations)
     python train.py student --resume runs/<run>      # continue a student run
     python train.py eval --run runs/<run>            # fixed evaluation protocol -> JSON
+    python train.py export --run runs/<run>          # policy.pt, policy.onnx, deploy.json -> <run>/deploy
+    python train.py deploy --policy runs/<run>/deploy --backend mujoco --command 0.5,0,0   # sim2sim
+    python train.py pipeline [--budget 0.5]          # main job: teacher, data, student, eval, export
     python train.py play --run runs/<run>            # video of the trained policy
     python train.py robot --robot-file my_robot.yaml # compile a robot description and check it stands
 
@@ -195,6 +198,96 @@ def play(args: PlayArgs) -> None:
     print(f"written: {out}")
 
 
+@dataclass
+class ExportArgs:
+    """Export a run's newest checkpoint for the robot: policy.pt, policy.onnx and deploy.json."""
+
+    run: Path
+    """Teacher or student run directory (runs/<name>)."""
+    out: Path | None = None
+    """Output folder (default: <run>/deploy)."""
+    steps: int = 64
+    """Env steps (x4 envs) of recorded observations the exports are checked on."""
+
+
+def export(args: ExportArgs) -> None:
+    """Export, check TorchScript and ONNX against the training policy, and write the manifest."""
+    from humanoid_prior.deploy.export import ExportCheckError, export_policy
+
+    try:
+        result = export_policy(args.run, args.out, steps=args.steps)
+    except ExportCheckError as exc:
+        raise SystemExit(f"error: {exc}") from None
+    errors = ", ".join(f"{k} {v:.1e}" for k, v in result.max_abs_error.items())
+    print(f"exported {result.manifest.source['kind']} of {args.run} to {result.directory}")
+    print(f"  max |exported - training| action on {result.observations} recorded observations: {errors}")
+    print(f"  run it: python train.py deploy --policy {result.directory} --backend mujoco --command 0.5,0,0")
+
+
+@dataclass
+class DeployArgs:
+    """Run an exported policy through the robot runtime (sim2sim on the mujoco backend)."""
+
+    policy: Path
+    """Export folder (with deploy.json, policy.pt, policy.onnx)."""
+    backend: str = "mujoco"
+    """Robot backend; 'mujoco' (sim2sim at 1 kHz with PD computed in the loop) is the only one so far."""
+    command: str = "0.5,0,0"
+    """Held command 'v_x,v_y,yaw_rate' (m/s, m/s, rad/s); clamped to the trained ranges."""
+    seconds: float = 10.0
+    """Policy time after the soft start."""
+    engine: str = "onnx"
+    """'onnx' (ONNX Runtime) or 'torchscript'."""
+    video: Path | None = None
+    """Write an MP4 of the run here."""
+    real_time: bool = False
+    """Pace the loop to the wall clock (timing statistics then show real jitter)."""
+    sensor_latency_ms: float = 0.0
+    """Age of the simulated sensor readings."""
+    action_latency_ms: float = 0.0
+    """Delay before a command acts on the simulated motors."""
+    noise: float = 0.0
+    """Scale of the simulated sensor noise (1: 0.01 rad, 1.5 rad/s and 0.2 rad/s, as in training)."""
+    soft_start_s: float | None = None
+    """Soft-start ramp (s), the robot held in a gantry meanwhile (default: the manifest's)."""
+
+
+def deploy(args: DeployArgs) -> None:
+    """Run sim2sim and print tracking, falls and the loop's timing."""
+    from humanoid_prior.deploy.mujoco_robot import SimRobotCfg
+    from humanoid_prior.deploy.sim2sim import run_sim2sim
+    from humanoid_prior.monitoring import write_video
+
+    if args.backend != "mujoco":
+        raise SystemExit(f"error: unknown backend '{args.backend}'; available: mujoco.")
+    try:
+        parts = [float(v) for v in args.command.split(",")]
+    except ValueError:
+        parts = []
+    if len(parts) != 3:
+        raise SystemExit(f"error: --command takes 'v_x,v_y,yaw_rate' (three numbers), got '{args.command}'.")
+    sim = SimRobotCfg(
+        joint_pos_noise=0.01 * args.noise, joint_vel_noise=1.5 * args.noise, ang_vel_noise=0.2 * args.noise,
+        sensor_latency_s=args.sensor_latency_ms / 1e3, action_latency_s=args.action_latency_ms / 1e3,
+        real_time=args.real_time,
+    )  # fmt: skip
+    command = (parts[0], parts[1], parts[2])
+    result = run_sim2sim(args.policy, command, args.seconds, args.engine, sim, soft_start_s=args.soft_start_s,
+                         video=args.video is not None)  # fmt: skip
+    print(json.dumps(result.to_json(), indent=2))
+    if args.video is not None:
+        fps = round(1e3 / result.loop["period_ms"])
+        print(f"written: {write_video(result.frames, args.video, fps=fps)}")
+
+
+def pipeline(argv: list[str]) -> None:
+    """The whole pipeline with its final summary."""
+    from humanoid_prior.pipeline import Pipeline, PipelineCfg, summary_text
+
+    cfg = tyro.cli(PipelineCfg, args=argv, prog="train.py pipeline")
+    print(summary_text(Pipeline(cfg).run()))
+
+
 def main() -> None:
     """Dispatch to a command; configuration errors end with their message, not a traceback."""
     command, argv = (sys.argv[1], sys.argv[2:]) if len(sys.argv) > 1 else ("--help", [])
@@ -209,6 +302,12 @@ def main() -> None:
             evaluate_run(tyro.cli(EvalArgs, args=argv, prog="train.py eval"))
         elif command == "play":
             play(tyro.cli(PlayArgs, args=argv, prog="train.py play"))
+        elif command == "pipeline":
+            pipeline(argv)
+        elif command == "export":
+            export(tyro.cli(ExportArgs, args=argv, prog="train.py export"))
+        elif command == "deploy":
+            deploy(tyro.cli(DeployArgs, args=argv, prog="train.py deploy"))
         elif command == "robot":
             print(run_robot_check(tyro.cli(RobotCheckArgs, args=argv, prog="train.py robot")))
         else:

@@ -1,0 +1,177 @@
+"""The main job: teacher -> teacher data -> student -> evaluation -> export, each stage resumable.
+
+`run_pipeline` keeps its stages' state in `<root>/pipeline.json`; a stage that finished is skipped
+when the pipeline runs again, and an interrupted training stage resumes from its newest checkpoint.
+`budget` scales every stage's wall-clock minutes (0.25 for a quick look, 2 for a longer run).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from humanoid_prior.checkpoint import atomic_write
+from humanoid_prior.config import TeacherDataCfg, student_preset, teacher_preset
+
+
+@dataclass(frozen=True)
+class PipelineCfg:
+    """What the main job trains and for how long."""
+
+    robot: str = "g1"
+    """Built-in robot."""
+    terrain: str = "flat"
+    """'flat' or 'rough'. Flat is the default because it is what gives a walking student within a
+    couple of hours on a 2-core machine; rough needs many times the budget there."""
+    budget: float = 1.0
+    """Scales every stage's minutes."""
+    teacher_minutes: float = 45.0
+    """Teacher training wall-clock at budget 1."""
+    student_minutes: float = 30.0
+    """Student training wall-clock at budget 1."""
+    num_envs: int = 128
+    """Envs per training batch (teacher and student)."""
+    teacher_data_transitions: int = 200_000
+    """Teacher motion transitions recorded for the discriminator."""
+    root: str = "runs/pipeline"
+    """Where the stages' run directories, the exported policy and pipeline.json go."""
+    use_wandb: bool = True
+    """Log the training stages to W&B (offline unless WANDB_MODE says otherwise)."""
+
+    def __post_init__(self) -> None:
+        if self.budget <= 0:
+            raise ValueError(f"budget must be > 0, got {self.budget}.")
+
+
+class Pipeline:
+    """Runs the stages in order, recording each one's completion and duration."""
+
+    def __init__(self, cfg: PipelineCfg) -> None:
+        self.cfg = cfg
+        self.root = Path(cfg.root)
+        self.state_path = self.root / "pipeline.json"
+        self.state: dict[str, Any] = (
+            json.loads(self.state_path.read_text()) if self.state_path.is_file() else {"stages": {}}
+        )
+        self.teacher_dir = self.root / "teacher"
+        self.student_dir = self.root / "student"
+        self.policy_dir = self.root / "policy"
+
+    def run(self) -> dict[str, Any]:
+        """Every stage not yet done, then the summary (also written to pipeline.json)."""
+        stages: list[tuple[str, Callable[[], Any]]] = [
+            ("teacher", self.train_teacher),
+            ("teacher_data", self.record_teacher_data),
+            ("student", self.train_student),
+            ("eval", self.evaluate),
+            ("export", self.export),
+        ]
+        for i, (name, stage) in enumerate(stages, 1):
+            done = self.state["stages"].get(name, {})
+            if done.get("done"):
+                print(f"[{i}/{len(stages)}] {name}: done earlier ({done['seconds'] / 60:.1f} min), skipped")
+                continue
+            print(f"[{i}/{len(stages)}] {name} ...", flush=True)
+            start = time.perf_counter()
+            result = stage()
+            self.state["stages"][name] = {
+                "done": True,
+                "seconds": time.perf_counter() - start,
+                "result": result,
+            }
+            self._save()
+        return self.state
+
+    def _save(self) -> None:
+        text = json.dumps(self.state, indent=2) + "\n"
+        atomic_write(self.state_path, lambda f: f.write(text.encode()))
+
+    def _minutes(self, minutes: float) -> float:
+        return minutes * self.cfg.budget
+
+    def train_teacher(self) -> str:
+        """The privileged teacher on the chosen terrain (resumes a stopped run)."""
+        from humanoid_prior.teacher import train_teacher
+
+        cfg = teacher_preset(self.cfg.robot, self.cfg.terrain, num_envs=self.cfg.num_envs)
+        run = dataclasses.replace(cfg.run, run_dir=str(self.root), name="teacher", total_steps=10**9,
+                                  time_limit_min=self._minutes(self.cfg.teacher_minutes))  # fmt: skip
+        resume = self.teacher_dir if (self.teacher_dir / "config.json").is_file() else None
+        train_teacher(dataclasses.replace(cfg, run=run), resume=resume, use_wandb=self.cfg.use_wandb)
+        return str(self.teacher_dir)
+
+    def record_teacher_data(self) -> str:
+        """The teacher's motion transitions for the discriminator."""
+        from humanoid_prior.teacher_data import load_or_record
+
+        data_cfg = TeacherDataCfg(transitions=self.cfg.teacher_data_transitions)
+        return str(load_or_record(self.teacher_dir, data_cfg).path)
+
+    def train_student(self) -> str:
+        """The TMP student from the teacher (resumes a stopped run)."""
+        from humanoid_prior.student import teacher_config
+        from humanoid_prior.student import train_student as train
+
+        cfg = student_preset(teacher_config(self.teacher_dir), str(self.teacher_dir), "tmp")
+        sim = dataclasses.replace(cfg.task.sim, num_envs=self.cfg.num_envs)
+        cfg = dataclasses.replace(
+            cfg, task=dataclasses.replace(cfg.task, sim=sim),
+            teacher_data=dataclasses.replace(cfg.teacher_data, transitions=self.cfg.teacher_data_transitions),
+        )  # fmt: skip
+        run = dataclasses.replace(cfg.run, run_dir=str(self.root), name="student", total_steps=10**9,
+                                  time_limit_min=self._minutes(self.cfg.student_minutes))  # fmt: skip
+        resume = self.student_dir if (self.student_dir / "config.json").is_file() else None
+        train(dataclasses.replace(cfg, run=run), resume=resume, use_wandb=self.cfg.use_wandb)
+        return str(self.student_dir)
+
+    def evaluate(self) -> dict[str, dict[str, float]]:
+        """The evaluation protocol on teacher and student; eval.json in each run directory."""
+        from humanoid_prior.evaluation import EvalCfg, evaluate, rough_eval
+        from humanoid_prior.policy_io import load_policy
+
+        summaries = {}
+        for name, run_dir in (("teacher", self.teacher_dir), ("student", self.student_dir)):
+            policy = load_policy(run_dir)
+            protocol = rough_eval() if policy.cfg.terrain_name == "rough" else EvalCfg()
+            result = evaluate(policy.cfg.task, policy, protocol)
+            (run_dir / "eval.json").write_text(json.dumps(result, indent=2) + "\n")
+            summaries[name] = result["summary"]
+        return summaries
+
+    def export(self) -> str:
+        """TorchScript + ONNX + deploy.json of the student."""
+        from humanoid_prior.deploy.export import export_policy
+
+        return str(export_policy(self.student_dir, self.policy_dir).directory)
+
+
+def summary_text(state: dict[str, Any]) -> str:
+    """Where the policy is, its evaluation next to the teacher's, and how to deploy it."""
+    stages = state["stages"]
+    evals = stages["eval"]["result"]
+    policy = stages["export"]["result"]
+    lines = [
+        "",
+        "Pipeline complete.",
+        f"  exported policy: {policy}/ (policy.pt, policy.onnx, deploy.json)",
+        "",
+    ]
+    lines.append(
+        f"  {'':10s} {'lin. vel. err (m/s)':>20s} {'yaw err (rad/s)':>16s} {'falls':>7s} {'return':>8s}"
+    )
+    for name, s in evals.items():
+        lines.append(f"  {name:10s} {s['lin_vel_error']:20.3f} {s['yaw_rate_error']:16.3f} "
+                     f"{s['fall_rate']:7.1%} {s['return']:8.2f}")  # fmt: skip
+    minutes = sum(v["seconds"] for v in stages.values()) / 60
+    lines += [
+        "",
+        "  stage times: " + ", ".join(f"{k} {v['seconds'] / 60:.1f} min" for k, v in stages.items()),
+        f"  total: {minutes:.0f} min",
+        f"  sim2sim: python train.py deploy --policy {policy} --backend mujoco --command 0.5,0,0",
+    ]
+    return "\n".join(lines)

@@ -1,0 +1,36 @@
+"""The main job end to end at a tiny budget: every stage runs once, a second run skips them all."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from humanoid_prior.checkpoint import list_checkpoints
+from humanoid_prior.pipeline import Pipeline, PipelineCfg, summary_text
+
+
+@pytest.mark.slow
+def test_pipeline_runs_every_stage_once_and_skips_them_when_done(tmp_path: Path) -> None:
+    cfg = PipelineCfg(teacher_minutes=0.05, student_minutes=0.05, num_envs=4, teacher_data_transitions=400,
+                      root=str(tmp_path), use_wandb=False)  # fmt: skip
+    state = Pipeline(cfg).run()
+    assert list(state["stages"]) == ["teacher", "teacher_data", "student", "eval", "export"]
+    assert all(stage["done"] for stage in state["stages"].values())
+    policy = tmp_path / "policy"
+    assert {"policy.pt", "policy.onnx", "deploy.json"} <= {p.name for p in policy.iterdir()}
+    assert json.loads((policy / "deploy.json").read_text())["source"]["kind"] == "student"
+    assert (tmp_path / "student" / "eval.json").is_file() and (tmp_path / "teacher" / "eval.json").is_file()
+    text = summary_text(state)
+    assert "exported policy" in text and "student" in text and "teacher" in text
+
+    checkpoints = list_checkpoints(tmp_path / "teacher" / "checkpoints")
+    again = Pipeline(cfg).run()
+    assert again["stages"] == state["stages"], "a finished pipeline is not redone"
+    assert list_checkpoints(tmp_path / "teacher" / "checkpoints") == checkpoints
+
+
+def test_pipeline_budget_must_be_positive() -> None:
+    with pytest.raises(ValueError, match="budget must be > 0"):
+        PipelineCfg(budget=0)
