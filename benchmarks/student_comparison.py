@@ -94,22 +94,23 @@ def per_terrain(table: dict[str, dict[str, float]]) -> dict[str, dict[str, float
 
 
 def markdown(rows: dict[str, dict[str, Any]], budget: int) -> str:
-    def fmt(v: Any) -> str:
+    def fmt(column: str, v: Any) -> str:
         if v is None:
             return "–"
-        return f"{v / 1e6:.2f} M" if isinstance(v, float) and v > 1e4 else f"{v:.3g}"
+        if column == "steps_to_90pct":
+            return f"{v / 1e6:.2f} M"
+        return f"{v:.0f}" if abs(v) >= 100 else f"{v:.3g}"
 
     lines = [
-        f"Students at {budget / 1e6:.1f} M env steps each (teacher: its own training). Eval protocol: "
+        f"Students at {budget / 1e6:.1f} M env steps each (the teacher: its own training). Eval protocol: "
         "`train.py eval` (fixed seeds and commands, 20 s episodes).",
         "",
         "| row | " + " | ".join(COLUMNS) + " | minutes |",
         "|---|" + "---|" * (len(COLUMNS) + 1),
     ]
     for name, row in rows.items():
-        lines.append(
-            f"| {name} | " + " | ".join(fmt(row.get(c)) for c in COLUMNS) + f" | {fmt(row['minutes'])} |"
-        )
+        cells = " | ".join(fmt(c, row.get(c)) for c in COLUMNS)
+        lines.append(f"| {name} | {cells} | {fmt('minutes', row['minutes'])} |")
     return "\n".join(lines) + "\n"
 
 
@@ -140,7 +141,14 @@ def main() -> None:
     parser.add_argument("--run-root", type=Path, default=Path("runs"), help="where the student runs live")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--no-wandb", action="store_true")
+    parser.add_argument("--table-only", action="store_true", help="rewrite the markdown from the JSON")
     args = parser.parse_args()
+    if args.table_only:
+        saved = json.loads((RESULTS / "student_comparison.json").read_text())
+        text = markdown(saved["rows"], saved["budget"]["env_steps"])
+        (RESULTS / "student_comparison.md").write_text(text)
+        print(text)
+        return
 
     names = args.rows.split(",")
     unknown = sorted(set(names) - set(ROWS))
