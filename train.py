@@ -16,13 +16,15 @@
     python train.py play --run runs/<run>            # video of the trained policy
     python train.py robot --robot-file my_robot.yaml # compile a robot description and check it stands
 
-`python train.py <command> --help` lists every option of a command.
+`python train.py <command> --help` lists every option of a command. Configuration errors end with one
+line naming the problem; HUMANOID_PRIOR_TRACEBACK=1 shows the whole traceback instead.
 """
 
 from __future__ import annotations
 
 import functools
 import json
+import os
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -314,6 +316,8 @@ def main() -> None:
             print(__doc__)
             raise SystemExit(0 if command in ("-h", "--help") else f"error: unknown command '{command}'")
     except (RobotConfigError, CheckpointError, FileNotFoundError, ValueError) as exc:
+        if os.environ.get("HUMANOID_PRIOR_TRACEBACK"):
+            raise  # for debugging: the whole traceback instead of the one-line message
         raise SystemExit(f"error: {exc}") from None
 
 
