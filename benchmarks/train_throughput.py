@@ -25,7 +25,7 @@ from stable_baselines3.common.callbacks import BaseCallback
 
 from humanoid_prior.config import TeacherCfg, g1_flat, g1_rough, teacher_preset, to_dict
 from humanoid_prior.monitoring import machine
-from humanoid_prior.teacher import TrainingSession
+from humanoid_prior.training import TrainingSession
 
 
 class IterationClock(BaseCallback):

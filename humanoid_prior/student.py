@@ -33,7 +33,8 @@ from humanoid_prior.policies.student_policy import StudentPolicy
 from humanoid_prior.policy_io import load_policy
 from humanoid_prior.ppo import PPO
 from humanoid_prior.student_env import StudentVecEnv
-from humanoid_prior.teacher import (
+from humanoid_prior.teacher_data import load_or_record
+from humanoid_prior.training import (
     TrainingSession,
     learning_rate_schedule,
     load_run_config,
@@ -41,7 +42,6 @@ from humanoid_prior.teacher import (
     run_session,
     seed_everything,
 )
-from humanoid_prior.teacher_data import load_or_record
 
 KIND = "student"
 

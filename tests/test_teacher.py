@@ -21,7 +21,8 @@ from humanoid_prior.config_io import from_dict
 from humanoid_prior.envs.batched_sim import SimCfg
 from humanoid_prior.evaluation import EvalCfg, evaluate
 from humanoid_prior.policy_io import load_policy
-from humanoid_prior.teacher import TrainingSession, learning_rate_schedule, train_teacher
+from humanoid_prior.teacher import train_teacher
+from humanoid_prior.training import TrainingSession, learning_rate_schedule
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -1,0 +1,296 @@
+"""A training run on SB3's PPO: session (env, normaliser, model, checkpoint contract), monitoring, run dirs.
+
+The env is `LocomotionVecEnv` (Dict observations) under SB3's `VecNormalize` (running observation
+normalisation, saved in every checkpoint). `TrainingSession` as it stands is the teacher's (SB3's
+`MultiInputPolicy` with a features extractor that reads the privileged group); the student's session
+(`humanoid_prior.student`) overrides how the env is wrapped, the model and the checkpoint payload.
+Everything else is SB3's own loop: this module adds the callbacks that log task metrics, save
+checkpoints, render videos and stop at a wall-clock limit, and `run_session` that drives a run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import random
+import time
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.logger import CSVOutputFormat, Logger, TensorBoardOutputFormat
+from stable_baselines3.common.vec_env import VecNormalize
+
+from humanoid_prior.checkpoint import (
+    checkpoint_path,
+    load_checkpoint,
+    prune_checkpoints,
+    save_checkpoint,
+)
+from humanoid_prior.config import PPOCfg, TeacherCfg, to_dict
+from humanoid_prior.config_io import from_dict
+from humanoid_prior.envs.locomotion import LocomotionEnv
+from humanoid_prior.envs.sb3_vec_env import LocomotionVecEnv
+from humanoid_prior.monitoring import WandbRun, rollout_frames, write_run_metadata, write_video
+from humanoid_prior.policies.actor_critic import policy_kwargs
+from humanoid_prior.ppo import PPO
+
+KIND = "teacher"
+
+
+def learning_rate_schedule(ppo: PPOCfg) -> Any:
+    """SB3 learning-rate schedule: a function of the remaining progress (1 -> 0)."""
+    if ppo.lr_schedule == "constant":
+        return ppo.learning_rate
+    if ppo.lr_schedule != "linear":
+        raise ValueError(f"PPOCfg.lr_schedule must be 'linear' or 'constant', got '{ppo.lr_schedule}'.")
+    final = ppo.lr_final_fraction
+
+    def schedule(progress_remaining: float) -> float:
+        return ppo.learning_rate * (final + (1.0 - final) * progress_remaining)
+
+    return schedule
+
+
+class TrainingSession:
+    """One teacher run: env, normaliser, PPO model and the state a checkpoint restores."""
+
+    kind = KIND
+    """The checkpoint kind this session writes and accepts."""
+
+    def __init__(self, cfg: Any, run_dir: Path, resume_from: Path | None = None) -> None:
+        self.cfg = cfg
+        self.run_dir = run_dir
+        self.env = LocomotionEnv(cfg.task, seed=cfg.run.seed)
+        self.base_vec_env = LocomotionVecEnv(self.env)
+        self.vec_env = self.wrap(self.base_vec_env)
+        self.venv = VecNormalize(self.vec_env, norm_obs=True, norm_reward=False, clip_obs=10.0,
+                                 norm_obs_keys=self.normalised_keys())  # fmt: skip
+        self.model = self.make_model()
+        self.iteration = 0
+        self.trained_seconds = 0.0
+        if resume_from is not None:
+            self.restore(resume_from)
+
+    def wrap(self, vec_env: LocomotionVecEnv) -> Any:
+        """The VecEnv the policy trains on (the teacher: the task's own)."""
+        return vec_env
+
+    def normalised_keys(self) -> list[str] | None:
+        """Observation keys VecNormalize normalises (None: all)."""
+        return None
+
+    def make_model(self) -> PPO:
+        """The PPO model over `self.venv`."""
+        cfg, ppo = self.cfg, self.cfg.ppo
+        return PPO(
+            "MultiInputPolicy", self.venv, learning_rate=learning_rate_schedule(ppo), n_steps=ppo.n_steps,
+            batch_size=ppo.batch_size, n_epochs=ppo.n_epochs, gamma=ppo.gamma, gae_lambda=ppo.gae_lambda,
+            clip_range=ppo.clip_range, ent_coef=ppo.ent_coef, vf_coef=ppo.vf_coef,
+            max_grad_norm=ppo.max_grad_norm, target_kl=ppo.target_kl,
+            policy_kwargs=policy_kwargs(cfg.network), seed=cfg.run.seed, device=cfg.run.device, verbose=0,
+            rollout_threads=cfg.run.rollout_threads,
+        )  # fmt: skip
+
+    @property
+    def samples_per_iteration(self) -> int:
+        """Env steps collected per PPO iteration."""
+        return self.cfg.ppo.n_steps * self.env.num_envs
+
+    def payload(self) -> dict[str, Any]:
+        """Everything needed to continue this run exactly (the checkpoint contract)."""
+        curriculum = self.env.curriculum
+        return {
+            "kind": self.kind,
+            "robot": self.env.robot.name,
+            "obs_sizes": dict(self.env.obs_sizes),
+            "action_dim": self.env.num_joints,
+            "config": to_dict(self.cfg),
+            "policy": self.model.policy.state_dict(),
+            "optimizer": self.model.policy.optimizer.state_dict(),
+            "obs_rms": {
+                key: {
+                    "mean": torch.as_tensor(rms.mean),
+                    "var": torch.as_tensor(rms.var),
+                    "count": float(rms.count),
+                }
+                for key, rms in self.venv.obs_rms.items()
+            },
+            "num_timesteps": int(self.model.num_timesteps),
+            "n_updates": int(self.model._n_updates),
+            "iteration": self.iteration,
+            "trained_seconds": self.trained_seconds,
+            "env_rng": json.dumps(self.env.rng.bit_generator.state),
+            "curriculum_levels": torch.as_tensor(curriculum.levels) if curriculum is not None else None,
+            "torch_rng": torch.get_rng_state(),
+            "python_rng": json.dumps(random.getstate()),
+        }
+
+    def restore(self, path: Path) -> None:
+        """Load a checkpoint into this session (validated against this env)."""
+        data = load_checkpoint(
+            path,
+            kind=self.kind,
+            robot=self.env.robot.name,
+            obs_sizes=self.env.obs_sizes,
+            action_dim=self.env.num_joints,
+        )
+        self.load_state(data)
+
+    def load_state(self, data: dict[str, Any]) -> None:
+        """Put a validated checkpoint's contents back into this session."""
+        self.model.policy.load_state_dict(data["policy"])
+        self.model.policy.optimizer.load_state_dict(data["optimizer"])
+        for key, rms in self.venv.obs_rms.items():
+            saved = data["obs_rms"][key]
+            rms.mean, rms.var, rms.count = saved["mean"].numpy(), saved["var"].numpy(), saved["count"]
+        self.model.num_timesteps = int(data["num_timesteps"])
+        self.model._n_updates = int(data["n_updates"])
+        self.iteration = int(data["iteration"])
+        self.trained_seconds = float(data["trained_seconds"])
+        self.env.rng.bit_generator.state = json.loads(data["env_rng"])
+        self.base_vec_env.cancel_seed()  # SB3 seeded the env at construction; the checkpoint's state wins
+        curriculum = self.env.curriculum
+        if curriculum is not None and data["curriculum_levels"] is not None:
+            everyone = np.arange(self.env.num_envs)
+            curriculum.place(everyone, data["curriculum_levels"].numpy(), curriculum.types)
+        torch.set_rng_state(data["torch_rng"])
+        state = json.loads(data["python_rng"])
+        random.setstate((state[0], tuple(state[1]), state[2]))
+
+    def save(self) -> Path:
+        """Atomic checkpoint of the current iteration; older ones beyond `keep_checkpoints` are deleted."""
+        directory = self.run_dir / "checkpoints"
+        path = save_checkpoint(checkpoint_path(directory, self.iteration), self.payload())
+        prune_checkpoints(directory, self.cfg.run.keep_checkpoints)
+        return path
+
+    def act(self, obs: dict[str, np.ndarray]) -> np.ndarray:
+        """Deterministic actions for raw (unnormalised) observations of a LocomotionEnv."""
+        normalised = self.venv.normalize_obs(obs)
+        actions, _ = self.model.predict(normalised, deterministic=True)
+        return np.asarray(actions)
+
+    def video_policy(self) -> Any:
+        """A fresh observations -> actions callable for a video episode."""
+        return self.act
+
+
+class MonitorCallback(BaseCallback):
+    """Task metrics, checkpoints, videos and the wall-clock limit, once per PPO iteration."""
+
+    def __init__(self, session: TrainingSession, wandb_run: WandbRun | None) -> None:
+        super().__init__()
+        self.session = session
+        self.wandb_run = wandb_run
+        self._sums: dict[str, float] = defaultdict(float)
+        self._counts: dict[str, int] = defaultdict(int)
+        self._start = time.perf_counter()
+        self._base_seconds = session.trained_seconds
+        self._video_env: LocomotionEnv | None = None
+
+    def _on_step(self) -> bool:
+        log = self.session.vec_env.last_log
+        for key, value in log.items():
+            self._sums[key] += value
+            self._counts[key] += 1
+        limit = self.session.cfg.run.time_limit_min
+        return limit is None or self._elapsed() < 60.0 * limit
+
+    def _elapsed(self) -> float:
+        return self._base_seconds + time.perf_counter() - self._start
+
+    def _on_rollout_end(self) -> None:
+        s = self.session
+        s.iteration += 1
+        s.trained_seconds = self._elapsed()
+        for key, total in self._sums.items():
+            self.logger.record(f"env/{key}", total / self._counts[key])
+        self._sums.clear()
+        self._counts.clear()
+        self.logger.record("time/trained_minutes", s.trained_seconds / 60.0)
+        self.logger.record("time/iteration", s.iteration)
+        if s.iteration % s.cfg.run.checkpoint_every == 0:
+            s.save()
+        every = s.cfg.run.video_every
+        if every and s.iteration % every == 0:
+            self.record_video()
+
+    def record_video(self) -> Path:
+        """Render env 0 of a one-env copy of the task under the current policy; log it to W&B."""
+        s = self.session
+        if self._video_env is None:
+            task = dataclasses.replace(
+                s.cfg.task, sim=dataclasses.replace(s.cfg.task.sim, num_envs=1, nthread=1)
+            )
+            self._video_env = LocomotionEnv(task, seed=s.cfg.run.seed + 1)
+        frames = rollout_frames(self._video_env, s.video_policy(), s.cfg.run.video_seconds)
+        fps = round(1.0 / self._video_env.dt)
+        path = write_video(frames, s.run_dir / "videos" / f"iter_{s.iteration:07d}.mp4", fps)
+        if self.wandb_run is not None:
+            self.wandb_run.log_video(path, fps, step=self.num_timesteps)
+        return path
+
+    def _on_training_end(self) -> None:
+        if self._video_env is not None:
+            self._video_env.close()
+
+
+def run_logger(run_dir: Path) -> Logger:
+    """SB3 logger writing TensorBoard events and a CSV per (re)start of the run.
+
+    SB3's CSV writer truncates its file when opened, so a resumed run writes `progress_<k>.csv` for
+    its k-th start instead of overwriting the earlier starts' `progress_0.csv`.
+    """
+    starts = len(list(run_dir.glob("progress_*.csv")))
+    formats = [
+        CSVOutputFormat(str(run_dir / f"progress_{starts}.csv")),
+        TensorBoardOutputFormat(str(run_dir)),
+    ]
+    return Logger(str(run_dir), formats)
+
+
+def new_run_dir(cfg: Any, kind: str = KIND) -> Path:
+    """runs/<name>, the name defaulting to <robot>_<terrain>_<kind>_<date-time>."""
+    name = cfg.run.name or f"{cfg.task.robot}_{cfg.terrain_name}_{kind}_{time.strftime('%Y%m%d-%H%M%S')}"
+    return Path(cfg.run.run_dir) / name
+
+
+def load_run_config(run_dir: Path, cls: type = TeacherCfg) -> Any:
+    """The config a run directory was started with."""
+    path = run_dir / "config.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"{run_dir} has no config.json; is it a run directory?")
+    return from_dict(cls, json.loads(path.read_text()))
+
+
+def seed_everything(seed: int) -> None:
+    """Seed torch and Python's `random` (numpy streams are seeded by the env and SB3)."""
+    torch.manual_seed(seed)
+    random.seed(seed)
+
+
+def run_session(session: TrainingSession, resumed: bool, use_wandb: bool) -> Path:
+    """Train a session to its step or time budget with monitoring, then checkpoint; returns the run dir."""
+    cfg, run_dir = session.cfg, session.run_dir
+    write_run_metadata(run_dir, to_dict(cfg))
+    session.model.set_logger(run_logger(run_dir))
+    wandb_run = (
+        WandbRun(run_dir, cfg.run.wandb_project, run_dir.name, to_dict(cfg), resumed) if use_wandb else None
+    )
+    callback = MonitorCallback(session, wandb_run)
+    remaining = max(0, cfg.run.total_steps - session.model.num_timesteps)
+    try:
+        if remaining:
+            session.model.learn(
+                remaining, callback=callback, reset_num_timesteps=False, progress_bar=cfg.run.progress_bar
+            )
+        session.save()
+    finally:
+        session.env.close()
+        if wandb_run is not None:
+            wandb_run.finish()
+    return run_dir
