@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from humanoid_prior.config import TeacherCfg, g1_flat, g1_rough, teacher_preset, to_dict
+from humanoid_prior.config import named_teacher_preset, to_dict
 from humanoid_prior.envs.batched_sim import SimCfg
 from humanoid_prior.envs.locomotion import LocomotionEnv
 from humanoid_prior.evaluation import EvalCfg, evaluate, rough_eval
@@ -31,15 +31,6 @@ from humanoid_prior.policy_io import load_policy
 from humanoid_prior.teacher import train_teacher
 
 RESULTS = Path(__file__).resolve().parents[1] / "docs" / "results"
-
-
-def preset(name: str) -> TeacherCfg:
-    if name == "g1_flat":
-        return g1_flat()
-    if name == "g1_rough":
-        return g1_rough()
-    robot, terrain = name.rsplit("_", 1)
-    return teacher_preset(robot, terrain)
 
 
 def plot_curves(curves: dict[str, np.ndarray], title: str, path: Path) -> None:
@@ -76,7 +67,7 @@ def main() -> None:
     )
     args = parser.parse_args()
 
-    cfg = preset(args.preset)
+    cfg = named_teacher_preset(args.preset)
     if args.minutes is not None:
         cfg = dataclasses.replace(cfg, run=dataclasses.replace(cfg.run, time_limit_min=args.minutes))
     run_dir = args.run_dir or Path("runs") / f"bench_{args.preset}"

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 from stable_baselines3.common.callbacks import BaseCallback
 
-from humanoid_prior.config import TeacherCfg, g1_flat, g1_rough, teacher_preset, to_dict
+from humanoid_prior.config import named_teacher_preset, to_dict
 from humanoid_prior.monitoring import machine
 from humanoid_prior.training import TrainingSession
 
@@ -45,15 +45,6 @@ class IterationClock(BaseCallback):
 
     def _on_training_end(self) -> None:
         self.ended = time.perf_counter()
-
-
-def preset(name: str) -> TeacherCfg:
-    if name == "g1_flat":
-        return g1_flat()
-    if name == "g1_rough":
-        return g1_rough()
-    robot, terrain = name.rsplit("_", 1)
-    return teacher_preset(robot, terrain)
 
 
 def train_steps_per_s(session: TrainingSession, iterations: int) -> float:
@@ -90,7 +81,7 @@ def main() -> None:
     parser.add_argument("--json", type=Path, default=None, help="write the result here")
     args = parser.parse_args()
 
-    cfg = preset(args.preset)
+    cfg = named_teacher_preset(args.preset)
     if args.num_envs is not None:
         sim = dataclasses.replace(cfg.task.sim, num_envs=args.num_envs)
         cfg = dataclasses.replace(cfg, task=dataclasses.replace(cfg.task, sim=sim))

@@ -129,6 +129,16 @@ class TeacherDataCfg:
     """Seed of the recording env."""
 
 
+def named_teacher_preset(name: str) -> TeacherCfg:
+    """A teacher preset by name: 'g1_flat', 'g1_rough' or '<robot>_<flat|rough>'."""
+    if name == "g1_flat":
+        return g1_flat()
+    if name == "g1_rough":
+        return g1_rough()
+    robot, _, terrain = name.rpartition("_")
+    return teacher_preset(robot, terrain)
+
+
 STUDENT_METHODS = ("tmp", "distill", "ppo_proprio")
 """'tmp': the teacher motion prior (PPO + style reward + aux heads + imitation); 'distill': DAgger-style
 action distillation only; 'ppo_proprio': PPO from scratch on proprioception (critic too)."""

@@ -101,18 +101,22 @@ def load_policy(run_dir: Path) -> LoadedPolicy:
         observation_space(obs_sizes), action_space(int(data["action_dim"]), cfg.task.action_clip),
         lr_schedule=lambda _: 0.0, **policy_kwargs(cfg.network),
     )  # fmt: skip
+    return LoadedPolicy(cfg=cfg, **_trained(policy, data, path))
+
+
+def _trained(policy: MultiInputActorCriticPolicy, data: dict[str, Any], path: Path) -> dict[str, Any]:
+    """The checkpoint's weights loaded into `policy` (eval mode), and the fields every loaded policy has."""
     policy.load_state_dict(data["policy"])
     policy.eval()
     rms = data["obs_rms"]
-    return LoadedPolicy(
-        cfg=cfg,
-        policy=policy,
-        obs_mean={k: v["mean"].numpy() for k, v in rms.items()},
-        obs_var={k: v["var"].numpy() for k, v in rms.items()},
-        checkpoint=path,
-        num_timesteps=int(data["num_timesteps"]),
-        trained_seconds=float(data["trained_seconds"]),
-    )
+    return {
+        "policy": policy,
+        "obs_mean": {k: v["mean"].numpy() for k, v in rms.items()},
+        "obs_var": {k: v["var"].numpy() for k, v in rms.items()},
+        "checkpoint": path,
+        "num_timesteps": int(data["num_timesteps"]),
+        "trained_seconds": float(data["trained_seconds"]),
+    }
 
 
 def _load_student(run_dir: Path, path: Path, data: dict[str, Any]) -> LoadedStudent:
@@ -128,16 +132,4 @@ def _load_student(run_dir: Path, path: Path, data: dict[str, Any]) -> LoadedStud
         actor_hidden=cfg.network.actor_hidden, critic_hidden=cfg.network.critic_hidden,
         aux_dim=0 if aux is None else int(aux.shape[0]), critic_group=cfg.critic_group,
     )  # fmt: skip
-    policy.load_state_dict(data["policy"])
-    policy.eval()
-    rms = data["obs_rms"]
-    return LoadedStudent(
-        cfg=cfg,
-        policy=policy,
-        obs_mean={k: v["mean"].numpy() for k, v in rms.items()},
-        obs_var={k: v["var"].numpy() for k, v in rms.items()},
-        checkpoint=path,
-        num_timesteps=int(data["num_timesteps"]),
-        trained_seconds=float(data["trained_seconds"]),
-        history_len=history_len,
-    )
+    return LoadedStudent(cfg=cfg, history_len=history_len, **_trained(policy, data, path))
