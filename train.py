@@ -70,21 +70,31 @@ class PlayArgs:
     """Held command (v_x, v_y, yaw rate)."""
 
 
+def split_flags(
+    argv: list[str], valued: tuple[str, ...], switches: tuple[str, ...]
+) -> tuple[dict[str, str], list[str]]:
+    """The command's own flags (`valued` take the next argument, `switches` none); the rest goes to tyro."""
+    flags: dict[str, str] = {}
+    rest: list[str] = []
+    args = iter(argv)
+    for arg in args:
+        if arg in valued:
+            flags[arg] = next(args, "")
+        elif arg in switches:
+            flags[arg] = ""
+        else:
+            rest.append(arg)
+    return flags, rest
+
+
 def teacher(argv: list[str]) -> None:
     """`train.py teacher [--preset NAME] [--resume RUN_DIR] [--no-wandb] [config overrides]`."""
     from humanoid_prior.teacher import train_teacher
 
-    preset, resume, use_wandb, rest = "g1_rough", None, True, []
-    args = iter(argv)
-    for arg in args:
-        if arg == "--preset":
-            preset = next(args, "")
-        elif arg == "--resume":
-            resume = Path(next(args, ""))
-        elif arg == "--no-wandb":
-            use_wandb = False
-        else:
-            rest.append(arg)
+    flags, rest = split_flags(argv, valued=("--preset", "--resume"), switches=("--no-wandb",))
+    preset = flags.get("--preset", "g1_rough")
+    resume = Path(flags["--resume"]) if "--resume" in flags else None
+    use_wandb = "--no-wandb" not in flags
     if resume is not None and rest:
         raise SystemExit(
             f"error: --resume continues with the run's saved config.json; drop the overrides {rest} "
@@ -128,19 +138,11 @@ def student(argv: list[str]) -> None:
     from humanoid_prior.config import StudentCfg, student_preset
     from humanoid_prior.student import teacher_config, train_student
 
-    teacher_run, method, resume, use_wandb, rest = None, "tmp", None, True, []
-    args = iter(argv)
-    for arg in args:
-        if arg == "--teacher":
-            teacher_run = Path(next(args, ""))
-        elif arg == "--method":
-            method = next(args, "")
-        elif arg == "--resume":
-            resume = Path(next(args, ""))
-        elif arg == "--no-wandb":
-            use_wandb = False
-        else:
-            rest.append(arg)
+    flags, rest = split_flags(argv, valued=("--teacher", "--method", "--resume"), switches=("--no-wandb",))
+    teacher_run = Path(flags["--teacher"]) if "--teacher" in flags else None
+    method = flags.get("--method", "tmp")
+    resume = Path(flags["--resume"]) if "--resume" in flags else None
+    use_wandb = "--no-wandb" not in flags
     if resume is not None:
         if rest or teacher_run is not None:
             raise SystemExit(

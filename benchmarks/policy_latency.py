@@ -16,7 +16,6 @@ Target: runtime_step_p99_ms <= 1 ms on the development machine. Each call is tim
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -30,7 +29,7 @@ from humanoid_prior.deploy.manifest import MANIFEST_NAME, Manifest, SafetyCfg
 from humanoid_prior.deploy.mujoco_robot import MujocoRobot, SimRobotCfg
 from humanoid_prior.deploy.robot import JointCommand, Robot, RobotState
 from humanoid_prior.deploy.runtime import Runtime
-from humanoid_prior.monitoring import machine
+from humanoid_prior.monitoring import machine, report
 from humanoid_prior.policy_io import load_policy
 
 WARMUP = 500
@@ -147,10 +146,7 @@ def main() -> None:
     result["runtime_step_p99_ms"] = result["runtime_step_onnx"]["p99_ms"]
     result["target_ms"] = 1.0
     result["meets_target"] = result["runtime_step_p99_ms"] <= 1.0
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(result, indent=2) + "\n")
-    print(json.dumps(result))
+    report(result, args.json)
 
 
 if __name__ == "__main__":

@@ -29,7 +29,7 @@ from humanoid_prior.deploy.mujoco_robot import SimRobotCfg
 from humanoid_prior.deploy.sim2sim import run_sim2sim
 from humanoid_prior.envs.curriculum import CurriculumCfg
 from humanoid_prior.evaluation import EvalCfg, evaluate
-from humanoid_prior.monitoring import machine
+from humanoid_prior.monitoring import machine, report
 from humanoid_prior.policy_io import load_policy
 
 METRICS = ("lin_vel_error", "yaw_rate_error", "fall_rate", "distance")
@@ -97,10 +97,7 @@ def main() -> None:
             "summary": summary,
         }  # fmt: skip
         print(f"  summary: {json.dumps(summary)}", flush=True)
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(result, indent=2) + "\n")
-    print(json.dumps(result))
+    report(result, args.json)
 
 
 if __name__ == "__main__":

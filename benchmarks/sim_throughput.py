@@ -21,7 +21,6 @@ the same physics (standing, then starting to tip). Prints the JSON as its last l
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import threading
 import time
@@ -38,7 +37,7 @@ from humanoid_prior.envs.locomotion import LocomotionEnv
 from humanoid_prior.envs.model_builder import RobotModel, build_model
 from humanoid_prior.envs.robots import get_robot
 from humanoid_prior.envs.task_cfg import task_preset
-from humanoid_prior.monitoring import machine
+from humanoid_prior.monitoring import machine, report
 
 
 def raw_steps_per_s(rm: RobotModel, num_envs: int, decimation: int, nthread: int, horizon: int) -> float:
@@ -229,10 +228,7 @@ def main() -> None:
         "command": "python benchmarks/sim_throughput.py "
         + f"--robot {args.robot} --num-envs {args.num_envs} --threads {args.threads} --task {args.task}",
     }
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(result, indent=2) + "\n")
-    print(json.dumps(result))
+    report(result, args.json)
 
 
 if __name__ == "__main__":

@@ -146,3 +146,11 @@ def read_curves(run_dir: Path) -> dict[str, np.ndarray]:
     curves = {name: np.array([values.get(s, np.nan) for s in steps]) for name, values in by_step.items()}
     curves["steps"] = np.array(steps, dtype=float)
     return curves
+
+
+def report(result: dict[str, Any], path: Path | None) -> None:
+    """A benchmark's result: written as JSON to `path` (if given) and printed as one JSON line."""
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps(result))
