@@ -72,7 +72,7 @@ class LocomotionEnv:
         self._scan_foot = np.asarray(cfg.scan.foot_xy, dtype=np.float64)
 
         self.state = self._empty_state()
-        self._update_state(np.zeros(n, dtype=bool))
+        self._refresh_state()
         self.observations = ObservationManager(dict(cfg.observations), self.state, self.rng)
         self.obs_sizes = self.observations.sizes()
         self._renderer: Any = None
@@ -93,7 +93,7 @@ class LocomotionEnv:
                     self.cfg.curriculum, self.terrain, self.num_envs, self.rng
                 )
         self._reset_envs(np.arange(self.num_envs), log={}, update_curriculum=False)
-        self._update_state(np.zeros(self.num_envs, dtype=bool))
+        self._refresh_state()
         return self.observe()
 
     def step(
@@ -123,7 +123,8 @@ class LocomotionEnv:
         diverged = self.sim.step(targets).copy()
         self.episode_step += 1
         self._commanded_distance += np.linalg.norm(self.commands.commands[:, :2], axis=1) * self.dt
-        self._update_state(diverged)
+        self._refresh_state()
+        self._advance_step_clocks()
 
         terminated, causes = self._terminations(diverged)
         truncated = (self.episode_step >= self.max_episode_steps) & ~terminated
@@ -154,7 +155,9 @@ class LocomotionEnv:
                 "l": self.episode_step[done_ids].copy(),
             }
             self._reset_envs(done_ids, log)
-            self._update_state(np.zeros(self.num_envs, dtype=bool))
+            # Only the reset envs' state changed: re-read positions and velocities for their first
+            # observation, without advancing any per-step clock (air time, joint acceleration) again.
+            self._refresh_state()
         if self.curriculum is not None:
             log["curriculum/terrain_level"] = self.curriculum.mean_level
         return self.observe(), reward, terminated, truncated, info
@@ -218,8 +221,8 @@ class LocomotionEnv:
             push_vel=self.domain_rand.push_vel, terminated=np.zeros(n, dtype=bool),
         )  # fmt: skip
 
-    def _update_state(self, diverged: np.ndarray) -> None:
-        """Refresh the TaskState from the simulator (after a step or a reset)."""
+    def _refresh_state(self) -> None:
+        """Re-read the TaskState from the simulator; idempotent (safe to call twice on one sim state)."""
         sim, s = self.sim, self.state
         s.base_pos = sim.base_pos.copy()
         s.base_quat = sim.base_quat.copy()
@@ -228,9 +231,6 @@ class LocomotionEnv:
         s.base_lin_vel = sim.base_lin_vel
         s.joint_pos = sim.joint_pos
         s.joint_vel = sim.joint_vel
-        fresh = self.episode_step == 0
-        s.joint_acc = np.where(fresh[:, None], 0.0, (s.joint_vel - self._last_joint_vel) / self.dt)
-        self._last_joint_vel = s.joint_vel
         s.joint_torque = sim.joint_torque.copy()
         s.gait_phase = (self.episode_step * self.dt / self.cfg.gait_period_s) % 1.0
         s.base_height = s.base_pos[:, 2] - self._ground_height(s.base_pos[:, :2])
@@ -239,12 +239,7 @@ class LocomotionEnv:
         s.feet_vel = sim.feet_vel.copy()
         s.feet_contact_force = sim.feet_contact_force
         s.feet_height = s.feet_pos[..., 2] - self._ground_height(s.feet_pos[..., :2])
-        contact = feet_in_contact(s.feet_contact_force, self.cfg.rewards.params)
-        s.feet_contact = contact
-        # legged_gym's air time: a touchdown is a contact (in this or the last step) after time in the air.
-        either = contact | self._last_contact
-        s.feet_first_contact = (self._air_time > 0.0) & either & ~fresh[:, None]
-        self._air_time += np.where(fresh[:, None], 0.0, self.dt)
+        s.feet_contact = feet_in_contact(s.feet_contact_force, self.cfg.rewards.params)
         s.undesired_contacts = sim.robot_contact_count - sim.feet_contact_count.sum(axis=1)
 
         yaw = self._yaw()
@@ -254,7 +249,16 @@ class LocomotionEnv:
         foot_pts = s.feet_pos[:, :, None, :2] + self._yaw_rotate(self._scan_foot, yaw)[:, None]
         foot_h = s.feet_pos[..., 2:3] - self._ground_height(foot_pts)
         s.feet_height_scan = np.clip(foot_h.reshape(self.num_envs, -1), -1.0, 1.0)
-        s.terminated = diverged.copy()
+
+    def _advance_step_clocks(self) -> None:
+        """Once per control step, after the physics: joint acceleration, foot air time and touchdowns."""
+        s = self.state
+        s.joint_acc = (s.joint_vel - self._last_joint_vel) / self.dt
+        self._last_joint_vel = s.joint_vel
+        # legged_gym's air time: a touchdown is a contact (in this or the last step) after time in the air.
+        either = s.feet_contact | self._last_contact
+        s.feet_first_contact = (self._air_time > 0.0) & either
+        self._air_time += self.dt
 
     def _terminations(self, diverged: np.ndarray) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         t, s = self.cfg.terminations, self.state
@@ -293,6 +297,7 @@ class LocomotionEnv:
         qpos[:, rm.joint_qpos_adr] = np.clip(qpos[:, rm.joint_qpos_adr] + noise, lo, hi)
         self.sim.reset(env_ids, qpos)
         self._spawn_xy[env_ids] = origins[:, :2]
+        self._last_joint_vel[env_ids] = self.sim.joint_vel[env_ids]
 
         self.commands.resample(env_ids)
         self.actions[env_ids] = 0.0

@@ -175,6 +175,30 @@ def test_failures_terminate_and_time_outs_truncate() -> None:
     falls.close()
 
 
+def test_a_reset_in_one_env_does_not_advance_the_others_air_time() -> None:
+    """Air time grows by exactly one dt per step in every env, also on steps where another env resets.
+
+    Before the fix the step refreshed the whole batch twice when any env reset: every foot gained 2 dt
+    and a foot in stance registered a touchdown on the next step.
+    """
+    env = LocomotionEnv(small_task(domain_rand=DomainRandCfg(enabled=False), terminations=NEVER_FALL), seed=0)
+    env.reset(seed=0)
+    env.step(np.zeros((3, 12)))
+    env.episode_step[0] = env.max_episode_steps - 1  # env 0 times out on the next step; 1 and 2 go on
+    air_before = env._air_time.copy()
+    contact_before = env.state.feet_contact.copy()
+    _, _, _, truncated, info = env.step(np.zeros((3, 12)))
+    assert truncated.tolist() == [True, False, False] and info["done_ids"].tolist() == [0]
+    kept = ~(contact_before[1:] | env.state.feet_contact[1:])  # feet in the air in both steps
+    np.testing.assert_allclose(env._air_time[1:][kept], air_before[1:][kept] + env.dt)
+    assert (env._air_time[0] == 0.0).all()
+    # Standing on the ground, no foot of env 1 or 2 touches down again on the next step.
+    stance = env.state.feet_contact[1:].copy()
+    env.step(np.zeros((3, 12)))
+    assert not env.state.feet_first_contact[1:][stance & env.state.feet_contact[1:]].any()
+    env.close()
+
+
 def test_same_seed_same_observations() -> None:
     runs = []
     for seed in (7, 7, 8):
