@@ -63,6 +63,15 @@ class RobotCfg:
     """Bodies (besides the feet) whose collision geoms touch the ground; None keeps every collision geom.
     Each robot geom that touches the ground costs a convex-heightfield collision per substep: on rough
     terrain, G1 with feet, knees, pelvis and torso only steps 1.8x faster than with all 25 geoms."""
+    hip_splay_joints: tuple[str, ...] = ()
+    """Hip roll and yaw joints: their distance from the default pose is penalised by the `hip_pos` reward,
+    so a wide or twisted stance is not a cheap way to stand (Unitree's rl_gym `hip_pos`)."""
+    mirror_joints: tuple[str, ...] = ()
+    """The mirror-image partner of each actuated joint (left <-> right), for symmetry augmentation;
+    empty: no mirror map."""
+    mirror_joint_signs: tuple[float, ...] = ()
+    """Per actuated joint: +1 if its mirror partner turns the same way in the mirror image (pitch), -1 if
+    the opposite way (roll, yaw)."""
     self_collisions: bool = False
     """Let the robot's bodies collide with each other (off: only robot-ground contacts, as in legged_gym)."""
 
@@ -87,6 +96,18 @@ class RobotCfg:
             bad = [j for j, v in zip(self.actuated_joints, getattr(self, name), strict=True) if v < 0]
             if bad:
                 raise RobotConfigError(f"robot '{self.name}': {name} is negative for {bad}.")
+        if self.mirror_joints or self.mirror_joint_signs:
+            if len(self.mirror_joints) != n or len(self.mirror_joint_signs) != n:
+                raise RobotConfigError(
+                    f"robot '{self.name}': mirror_joints and mirror_joint_signs need one entry per actuated "
+                    f"joint ({n}), got {len(self.mirror_joints)} and {len(self.mirror_joint_signs)}."
+                )
+        stray = [j for j in self.hip_splay_joints if j not in self.actuated_joints]
+        if stray:
+            raise RobotConfigError(
+                f"robot '{self.name}': hip_splay_joints {stray} are not actuated joints; "
+                f"choose from {list(self.actuated_joints)}."
+            )
         if self.action_scale <= 0:
             raise RobotConfigError(f"robot '{self.name}': action_scale must be > 0, got {self.action_scale}.")
         if self.nominal_base_height <= 0:
@@ -152,6 +173,9 @@ def g1() -> RobotCfg:
         nominal_base_height=0.78,
         collision_bodies=("pelvis", "torso_link", "left_knee_link", "right_knee_link"),
         weld_joints=("waist_*", "*_shoulder_*", "*_elbow_*", "*_wrist_*"),
+        hip_splay_joints=tuple(f"{s}_hip_{j}_joint" for s in ("left", "right") for j in ("roll", "yaw")),
+        mirror_joints=tuple(f"{s}_{j}_joint" for s in ("right", "left") for j in side),
+        mirror_joint_signs=_both_legs((1.0, -1.0, -1.0, 1.0, 1.0, -1.0)),  # roll and yaw flip
     )
 
 
@@ -174,6 +198,7 @@ def h1() -> RobotCfg:
         nominal_base_height=1.01,
         collision_bodies=("pelvis", "torso_link", "left_knee_link", "right_knee_link"),
         weld_joints=("torso", "*_shoulder_*", "*_elbow"),
+        hip_splay_joints=tuple(f"{s}_hip_{j}" for s in ("left", "right") for j in ("roll", "yaw")),
     )
 
 
@@ -195,6 +220,7 @@ def t1() -> RobotCfg:
         nominal_base_height=0.66,
         collision_bodies=("Trunk", "Shank_Left", "Shank_Right"),
         weld_joints=("AAHead_yaw", "Head_pitch", "Waist", "*_Shoulder_*", "*_Elbow_*"),
+        hip_splay_joints=tuple(f"{s}_Hip_{j}" for s in ("Left", "Right") for j in ("Roll", "Yaw")),
         weld_joint_pos={
             "Left_Shoulder_Roll": -1.4,
             "Right_Shoulder_Roll": 1.4,
@@ -235,6 +261,7 @@ def berkeley_humanoid() -> RobotCfg:
         imu_site="imu",
         nominal_base_height=0.49,
         collision_bodies=("torso", "ll_kfe", "lr_kfe"),
+        hip_splay_joints=tuple(f"{s}_{j}" for s in ("LL", "LR") for j in ("HR", "HAA")),
     )
 
 
@@ -268,6 +295,9 @@ _TUPLE_FIELDS = (
     "feet_bodies",
     "weld_joints",
     "collision_bodies",
+    "hip_splay_joints",
+    "mirror_joints",
+    "mirror_joint_signs",
 )
 
 
