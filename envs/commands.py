@@ -25,11 +25,11 @@ class CommandCfg:
     """Sample a heading target and steer towards it instead of sampling a yaw rate."""
     heading_stiffness: float = 0.5
     """Yaw rate per rad of heading error (1/s)."""
-    resample_interval_s: tuple[float, float] = (4.0, 8.0)
+    resample_interval_s: tuple[float, float] = (10.0, 10.0)
     """Each env draws a new command after a time uniform in this range (s)."""
-    standing_fraction: float = 0.1
+    standing_fraction: float = 0.05
     """Fraction of resamples that command standing still."""
-    small_command: float = 0.1
+    small_command: float = 0.15
     """Planar speeds and yaw rates below this are zeroed (the robot cannot track tiny commands)."""
 
     def __post_init__(self) -> None:

@@ -34,7 +34,12 @@ SPAWN_CLEARANCE = 0.03
 class LocomotionEnv:
     """N robots walking on one terrain; see the module docstring for one step's order."""
 
-    def __init__(self, cfg: TaskCfg, seed: int = 0) -> None:
+    def __init__(self, cfg: TaskCfg, seed: int = 0, dr_curriculum: bool = False) -> None:
+        """Build the batch, its terrain and its randomisation.
+
+        `dr_curriculum`: widen the randomisation ranges with `env_steps` as `cfg.domain_rand` says
+        (training envs); otherwise every range is at full width from the start (evaluation, video).
+        """
         self.cfg = cfg
         self.rng = np.random.default_rng(seed)
         self.robot = select_robot(cfg.robot, cfg.robot_file)
@@ -52,6 +57,11 @@ class LocomotionEnv:
 
         self.commands = CommandSampler(cfg.commands, n, self.dt, self.rng)
         self.domain_rand = DomainRandomizer(cfg.domain_rand, self.sim, self.rng)
+        self.dr_curriculum = dr_curriculum
+        self.env_steps = 0
+        """Env steps taken (summed over envs); drives the randomisation curriculum."""
+        if dr_curriculum:
+            self.domain_rand.set_strength(self.domain_rand.strength_at(0))
         self.curriculum = (
             TerrainCurriculum(cfg.curriculum, self.terrain, n, self.rng) if self.terrain is not None else None
         )
@@ -119,6 +129,9 @@ class LocomotionEnv:
         np.clip(actions, -self.cfg.action_clip, self.cfg.action_clip, out=self.actions)
         targets = self.default_joint_pos + self.action_scale * self._delayed_actions()
 
+        self.env_steps += self.num_envs
+        if self.dr_curriculum:
+            self.domain_rand.set_strength(self.domain_rand.strength_at(self.env_steps))
         self.domain_rand.step(self.dt)
         diverged = self.sim.step(targets).copy()
         self.episode_step += 1
@@ -160,6 +173,7 @@ class LocomotionEnv:
             self._refresh_state()
         if self.curriculum is not None:
             log["curriculum/terrain_level"] = self.curriculum.mean_level
+        log["curriculum/domain_rand_strength"] = self.domain_rand.strength
         return self.observe(), reward, terminated, truncated, info
 
     def render(self, env_id: int = 0, width: int = 640, height: int = 480) -> np.ndarray:
@@ -219,6 +233,8 @@ class LocomotionEnv:
             friction=self.domain_rand.friction, added_mass=self.domain_rand.added_mass,
             com_offset=self.domain_rand.com_offset, motor_strength=self.domain_rand.motor_strength,
             push_vel=self.domain_rand.push_vel, terminated=np.zeros(n, dtype=bool),
+            latency_steps=self.domain_rand.latency,
+            hip_splay_mask=np.isin(self.robot.actuated_joints, self.robot.hip_splay_joints),
         )  # fmt: skip
 
     def _refresh_state(self) -> None:

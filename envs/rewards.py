@@ -142,6 +142,11 @@ def torque_limits(s: TaskState, p: RewardParams) -> np.ndarray:
     return np.sum(np.maximum(np.abs(s.joint_torque) - p.soft_joint_limit * s.torque_limits, 0.0), axis=-1)
 
 
+def hip_pos(s: TaskState, p: RewardParams) -> np.ndarray:
+    """Σ_j∈hip roll/yaw (q_j - q_default_j)²: a wide or twisted stance costs (Unitree's `hip_pos`)."""
+    return _sq_sum((s.joint_pos - s.default_joint_pos) * s.hip_splay_mask)
+
+
 def stand_still(s: TaskState, p: RewardParams) -> np.ndarray:
     """Σ_j |q_j - q_default_j| when |cmd| < 0.1 (all three components), else 0."""
     still = np.linalg.norm(s.commands, axis=-1) < _SMALL_COMMAND
@@ -215,6 +220,7 @@ REWARD_TERMS: dict[str, RewardFn] = {
         joint_pos_limits,
         torque_limits,
         stand_still,
+        hip_pos,
         feet_air_time,
         gait_contact,
         feet_swing_height,
@@ -229,7 +235,13 @@ REWARD_TERMS: dict[str, RewardFn] = {
 
 
 def g1_reward_weights() -> dict[str, float]:
-    """Per-second weights for the Unitree G1 (Unitree rl_gym's G1 config, legged_gym convention)."""
+    """Per-second weights for the Unitree G1 (Unitree rl_gym's G1 config, legged_gym convention).
+
+    Walking appears through a phase of more falls, so there is no fall penalty (Unitree and mjlab use
+    none either); the joint-acceleration, torque, joint-limit and undesired-contact penalties are off
+    too, as in the bare recipe that learned fastest (issue 10). They stay selectable by weight; what
+    each default is worth is measured in docs/results/teacher_levers.md.
+    """
     return {
         "tracking_lin_vel": 1.0,
         "tracking_ang_vel": 0.5,
@@ -237,21 +249,19 @@ def g1_reward_weights() -> dict[str, float]:
         "ang_vel_xy": -0.05,
         "orientation": -1.0,
         "base_height": -10.0,
-        "joint_acc": -2.5e-7,
         "joint_vel": -1e-3,
-        "joint_torques": -1e-5,
         "action_rate": -0.01,
-        "joint_pos_limits": -5.0,
+        "hip_pos": -1.0,
         "alive": 0.15,
         "gait_contact": 0.18,
         "feet_swing_height": -20.0,
         "feet_slip": -0.2,  # Unitree's "contact_no_vel"
-        "undesired_contacts": -1.0,
-        # Not in Unitree's table (legged_gym's default is 0): an explicit fall penalty. It is a one-step
-        # event, so it too is scaled by dt: -200 * 0.02 = -4 per fall at 50 Hz, about the positive
-        # reward of 2 s of perfect walking, which keeps "fall early" from paying off.
-        "termination": -200.0,
         # Available but off by default; listed so a config can switch them on by weight alone.
+        "joint_acc": 0.0,
+        "joint_torques": 0.0,
+        "joint_pos_limits": 0.0,
+        "undesired_contacts": 0.0,
+        "termination": 0.0,
         "torque_limits": 0.0,
         "feet_air_time": 0.0,
         "feet_stumble": 0.0,

@@ -81,7 +81,7 @@ class TaskCfg:
     """Fall conditions."""
     scan: ScanCfg = field(default_factory=ScanCfg)
     """Privileged height-scan points."""
-    spawn_joint_noise: float = 0.1
+    spawn_joint_noise: float = 0.05
     """Uniform noise (rad) on the joint angles at reset."""
 
 

@@ -95,3 +95,7 @@ class TaskState:
     """[N, 2J] kp and kd scale factors per joint."""
     push_vel: np.ndarray = field(default_factory=lambda: _empty(0, 3))
     """[N, 3] the last random push (world-frame velocity change), decaying with time since it."""
+    latency_steps: np.ndarray = field(default_factory=lambda: np.zeros(0, np.intp))
+    """[N] action delay (control steps) of each env's actuation."""
+    hip_splay_mask: np.ndarray = field(default_factory=lambda: np.zeros(0, bool))
+    """[J] the robot's hip roll and yaw joints (`RobotCfg.hip_splay_joints`)."""

@@ -47,7 +47,7 @@ def test_observation_layout_names_and_sizes(flat_env: LocomotionEnv) -> None:
     assert (privileged["feet_contact_force"], privileged["motor_strength"]) == (6, 24)
     assert flat_env.obs_sizes == {
         "proprio": 47,
-        "privileged": 47 + 3 + 1 + 45 + 10 + 6 + 2 + 1 + 1 + 3 + 24 + 3,
+        "privileged": 47 + 3 + 1 + 45 + 10 + 6 + 2 + 1 + 1 + 3 + 24 + 3 + 1,  # ..., push, latency
     }
 
 
@@ -138,6 +138,34 @@ def test_domain_randomisation_reaches_each_env_model_and_pushes_move_the_base() 
     env.close()
 
 
+def test_randomisation_curriculum_widens_from_nominal_to_full_ranges() -> None:
+    dr_cfg = DomainRandCfg(model_variants=4, curriculum_steps=(30, 60), curriculum_start_strength=0.0)
+    env = LocomotionEnv(small_task(domain_rand=dr_cfg), seed=2, dr_curriculum=True)
+    env.reset()
+    dr, sim = env.domain_rand, env.sim
+    base = sim.model.body(env.robot.base_body).id
+    assert dr.strength == 0.0
+    assert all(m.body_mass[base] == sim.model.body_mass[base] for m in sim.variants), "nominal at first"
+    assert (dr.friction == 1.0).all() and (dr.latency == 0).all()
+    # 3 envs per step: strength (steps - 30) / 30 in steps of 0.05 -> 0.5 after 15 steps (45 env steps).
+    for _ in range(15):
+        env.step(np.zeros((3, 12)))
+    assert dr.strength == 0.5
+    full = dr._full_draws["added_mass"]
+    np.testing.assert_allclose(
+        [m.body_mass[base] - sim.model.body_mass[base] for m in sim.variants], 0.5 * full
+    )
+    np.testing.assert_allclose(dr.added_mass, 0.5 * full[sim.variant_of_env], err_msg="privileged obs follow")
+    for _ in range(10):
+        env.step(np.zeros((3, 12)))
+    assert dr.strength == 1.0
+    np.testing.assert_allclose([m.geom_friction[0, 0] for m in sim.variants], dr._full_draws["friction"])
+    env.close()
+    evaluation = LocomotionEnv(small_task(domain_rand=dr_cfg), seed=2)
+    assert evaluation.domain_rand.strength == 1.0, "envs outside training use the full ranges"
+    evaluation.close()
+
+
 def test_commands_ranges_standing_and_small_commands() -> None:
     rng = np.random.default_rng(0)
     sampler = CommandSampler(CommandCfg(standing_fraction=0.0, small_command=0.2), 2000, 0.02, rng)
@@ -166,7 +194,10 @@ def test_failures_terminate_and_time_outs_truncate() -> None:
     assert truncated.all() and not terminated.any()
     assert info["episode"]["l"].tolist() == [3, 3, 3]
     env.close()
-    falls = LocomotionEnv(small_task(terminations=TerminationCfg(min_base_height_fraction=10.0)), seed=0)
+    task = small_task(terminations=TerminationCfg(min_base_height_fraction=10.0))
+    weights = dict(task.rewards.weights, termination=-200.0)
+    task = dataclasses.replace(task, rewards=dataclasses.replace(task.rewards, weights=weights))
+    falls = LocomotionEnv(task, seed=0)
     falls.reset()
     _, _, terminated, truncated, info = falls.step(np.zeros((3, 12)))
     assert terminated.all() and not truncated.any()

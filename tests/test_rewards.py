@@ -48,6 +48,7 @@ def make_state(n: int = 2, j: int = 2, f: int = 2, **overrides: Any) -> TaskStat
         feet_first_contact=np.zeros((n, f), bool),
         undesired_contacts=np.zeros(n),
         terminated=np.zeros(n, bool),
+        hip_splay_mask=np.array([True] + [False] * (j - 1)),  # joint 0 stands for a hip roll/yaw joint
     )
     fields.update({k: np.asarray(v) if k != "dt" else v for k, v in overrides.items()})
     return TaskState(**fields)
@@ -281,9 +282,15 @@ def test_params_reject_out_of_range(kwargs):
 
 def test_default_cfg_is_the_g1_table():
     w = RewardCfg().weights
-    assert w["termination"] == -200.0
-    assert w["feet_slip"] == -0.2
+    assert w["termination"] == 0.0  # no fall penalty: walking is learnt through falls (issue 10)
+    assert w["feet_slip"] == -0.2 and w["hip_pos"] == -1.0
     assert w["torque_limits"] == 0.0
+
+
+def test_hip_pos_counts_only_the_hip_splay_joints():
+    # joint 0 is the hip (mask), joint 1 is not: q - q0 = (0.3, 2.0) -> 0.3² = 0.09; env 1 at default -> 0
+    s = make_state(joint_pos=[[0.3, 2.0], [0.0, 0.0]])
+    np.testing.assert_allclose(term("hip_pos", s), [0.09, 0.0])
 
 
 # --- manager ---------------------------------------------------------------------------------------
