@@ -39,12 +39,13 @@ bench: setup
 	$(PY) benchmarks/sim_throughput.py --robot g1 --num-envs 64 --task rough --json docs/results/sim_throughput_g1.json
 	$(PY) benchmarks/train_throughput.py --preset g1_flat --json docs/results/train_throughput_g1_flat.json
 
-# Learning evidence (long: 20 and 120 minutes of training on 2 cores; resumable, run them with nohup).
+# Learning evidence, budgeted in env steps (long: 2 seeds x 8 M steps is ~45 min on 2 cores at 6k steps/s;
+# the rough curriculum 50 M steps); resumable, run them with nohup.
 bench-teacher-flat: setup
-	MUJOCO_GL=egl $(PY) benchmarks/teacher_learning.py --preset g1_flat
+	MUJOCO_GL=egl $(PY) benchmarks/teacher_learning.py --preset g1_flat --steps 8000000 --seeds 0 1
 
 bench-teacher-rough: setup
-	MUJOCO_GL=egl $(PY) benchmarks/teacher_learning.py --preset g1_rough
+	MUJOCO_GL=egl $(PY) benchmarks/teacher_learning.py --preset g1_rough --steps 50000000 --seeds 0 1 --eval-every 5000000
 
 # Students from one teacher (TEACHER=runs/<teacher run>), six rows at one env-step budget (~1 h on 2 cores).
 bench-students: setup

@@ -2,7 +2,7 @@
 """humanoid_prior command line: one entry point for every stage.
 
     python train.py teacher                          # G1 teacher on the rough curriculum (default preset)
-    python train.py teacher --preset g1_flat         # G1 on flat ground, 20 minutes
+    python train.py teacher --preset g1_flat         # G1 on flat ground, 10 M env steps
     python train.py teacher --ppo.learning-rate 3e-4 --task.sim.num-envs 128   # any field overrides
     python train.py teacher --resume runs/<run>      # continue a run from its last checkpoint
     python train.py teacher-data --run runs/<teacher> # record the teacher's motion for the discriminator
@@ -162,12 +162,13 @@ def student(argv: list[str]) -> None:
 
 def evaluate_run(args: EvalArgs) -> None:
     """Evaluate the newest checkpoint of a run."""
-    from humanoid_prior.evaluation import EvalCfg, evaluate, rough_eval
+    from humanoid_prior.evaluation import evaluate
+    from humanoid_prior.evaluation import protocol as eval_protocol
     from humanoid_prior.policy_io import load_policy
 
     policy = load_policy(args.run)
     protocol = args.protocol or policy.cfg.terrain_name
-    result = evaluate(policy.cfg.task, policy, rough_eval() if protocol == "rough" else EvalCfg())
+    result = evaluate(policy.cfg.task, policy, eval_protocol(protocol))
     result.update(checkpoint=str(policy.checkpoint), env_steps=policy.num_timesteps,
                   minutes=policy.trained_seconds / 60.0, protocol=protocol)  # fmt: skip
     out = args.out or args.run / "eval.json"

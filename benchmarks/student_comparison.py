@@ -27,7 +27,8 @@ import numpy as np
 from humanoid_prior.config import StudentCfg, student_preset
 from humanoid_prior.envs.batched_sim import SimCfg
 from humanoid_prior.envs.locomotion import LocomotionEnv
-from humanoid_prior.evaluation import EvalCfg, evaluate, rough_eval
+from humanoid_prior.evaluation import evaluate
+from humanoid_prior.evaluation import protocol as eval_protocol
 from humanoid_prior.monitoring import machine, read_curves, rollout_frames, write_video
 from humanoid_prior.policy_io import LoadedPolicy, load_policy
 from humanoid_prior.student import teacher_config, train_student
@@ -67,7 +68,7 @@ def steps_to_fraction(curves: dict[str, np.ndarray], fraction: float = 0.9) -> f
 
 def evaluate_row(policy: LoadedPolicy, run_dir: Path | None) -> dict[str, Any]:
     rough = policy.cfg.terrain_name == "rough"
-    result = evaluate(policy.cfg.task, policy, rough_eval() if rough else EvalCfg())
+    result = evaluate(policy.cfg.task, policy, eval_protocol(policy.cfg.terrain_name))
     row: dict[str, Any] = dict(result["summary"])
     row["env_steps"] = policy.num_timesteps
     row["minutes"] = round(policy.trained_seconds / 60.0, 2)

@@ -1,14 +1,17 @@
-"""Learning evidence for the teacher: train (resumably) under a wall-clock budget, evaluate, plot, record.
+"""Learning evidence for the teacher: train seeds to an env-step budget, evaluating as they go.
 
-    python benchmarks/teacher_learning.py --preset g1_flat --minutes 20
-    python benchmarks/teacher_learning.py --preset g1_rough --minutes 120
+    python benchmarks/teacher_learning.py --preset g1_flat --steps 8000000 --seeds 0 1
+    python benchmarks/teacher_learning.py --preset g1_flat --steps 4000000 --set ppo.symmetry=false
 
-Run it in the background (`nohup ... &`): it checkpoints as it goes, and the same command resumes an
-interrupted run from its run directory (default runs/bench_<preset>) and skips training once the budget
-is spent. Then it runs `train.py eval`'s protocol on the newest checkpoint and writes, under
-docs/results/: teacher_<preset>.json (minutes, env_steps, lin_vel_error, yaw_rate_error, fall_rate,
-the per-terrain table, command, machine), teacher_<preset>_curves.png (return and tracking error vs env
-steps and vs wall-clock) and teacher_<preset>.mp4 (a short video).
+Budgets are env steps (summed over envs), not minutes: this machine's speed varies by 3x between days.
+Each seed trains in runs/bench_<name>_s<seed> and runs the evaluation protocol every `--eval-every` steps
+(`RunCfg.eval_every_steps`: 64 episodes on flat ground, full domain randomisation, seeds apart from
+training). `steps_to_target` is the first evaluated step count with lin-vel error <= 0.15 m/s and fall
+rate <= 2%. Run it in the background (`nohup ... &`): runs checkpoint as they go, and the same command
+resumes an interrupted seed and skips finished ones. Writes, under docs/results/: <name>.json (per seed:
+steps_to_target, the final lin_vel_error, yaw_rate_error, fall_rate, env_steps, minutes, steps_per_s
+and every evaluation; command and machine), <name>_curves.png (evaluation curves of every seed) and
+<name>.mp4 (a short video of the first seed).
 """
 
 from __future__ import annotations
@@ -19,13 +22,20 @@ import json
 import shlex
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from humanoid_prior.config import named_teacher_preset, to_dict
-from humanoid_prior.envs.batched_sim import SimCfg
+from humanoid_prior.config_io import with_overrides
 from humanoid_prior.envs.locomotion import LocomotionEnv
-from humanoid_prior.evaluation import EvalCfg, evaluate, rough_eval
+from humanoid_prior.evaluation import (
+    TARGET_FALL_RATE,
+    TARGET_LIN_VEL_ERROR,
+    evaluate,
+    protocol,
+    steps_to_target,
+)
 from humanoid_prior.monitoring import machine, read_curves, rollout_frames, write_video
 from humanoid_prior.policy_io import load_policy
 from humanoid_prior.teacher import train_teacher
@@ -33,93 +43,122 @@ from humanoid_prior.teacher import train_teacher
 RESULTS = Path(__file__).resolve().parents[1] / "docs" / "results"
 
 
-def plot_curves(curves: dict[str, np.ndarray], title: str, path: Path) -> None:
+def plot_evals(per_seed: dict[str, list[dict[str, Any]]], title: str, path: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(2, 2, figsize=(9, 6), dpi=80)
-    for col, (x, label) in enumerate(
-        [(curves["steps"] / 1e6, "env steps (M)"), (curves["minutes"], "wall-clock (min)")]
-    ):
-        axes[0, col].plot(x, curves["return"])
-        axes[0, col].set_ylabel("mean episode return")
-        axes[1, col].plot(x, curves["lin_vel_error"], color="tab:red")
-        axes[1, col].set_ylabel("lin. velocity tracking error (m/s)")
-        axes[1, col].set_xlabel(label)
-    fig.suptitle(title)
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.5), dpi=80)
+    for seed, rows in per_seed.items():
+        steps = np.array([r["env_steps"] for r in rows]) / 1e6
+        axes[0].plot(steps, [r["lin_vel_error"] for r in rows], marker="o", label=f"seed {seed}")
+        axes[1].plot(steps, [100.0 * r["fall_rate"] for r in rows], marker="o", label=f"seed {seed}")
+    axes[0].axhline(TARGET_LIN_VEL_ERROR, color="gray", ls="--")
+    axes[1].axhline(100.0 * TARGET_FALL_RATE, color="gray", ls="--")
+    axes[0].set_ylabel("eval lin. velocity error (m/s)")
+    axes[1].set_ylabel("eval falls (%)")
+    for ax in axes:
+        ax.set_xlabel("env steps (M)")
+        ax.legend()
+    fig.suptitle(title, fontsize=9)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path)
+
+
+def train_seed(cfg: Any, run_dir: Path, no_wandb: bool) -> dict[str, Any]:
+    """Train (or resume, or skip) one seed; its final evaluation and the evaluations along the way."""
+    resume = run_dir if (run_dir / "config.json").exists() else None
+    train_teacher(cfg, resume=resume, use_wandb=not no_wandb)
+    policy = load_policy(run_dir)
+    summary = evaluate(policy.cfg.task, policy, protocol(policy.cfg.terrain_name))["summary"]
+    evals_path = run_dir / "evals.jsonl"
+    evals = [json.loads(line) for line in evals_path.read_text().splitlines()] if evals_path.exists() else []
+    if not evals or evals[-1]["env_steps"] < policy.num_timesteps:
+        evals.append({"env_steps": policy.num_timesteps, **summary})
+    minutes = policy.trained_seconds / 60.0
+    return {
+        "steps_to_target": steps_to_target(evals),
+        "lin_vel_error": summary["lin_vel_error"],
+        "yaw_rate_error": summary["yaw_rate_error"],
+        "fall_rate": summary["fall_rate"],
+        "return": summary["return"],
+        "env_steps": policy.num_timesteps,
+        "minutes": round(minutes, 2),
+        "steps_per_s": round(policy.num_timesteps / max(policy.trained_seconds, 1e-9)),
+        "evals": evals,
+        "run_dir": str(run_dir),
+        "train_machines": sorted(
+            {s["machine"] for s in json.loads((run_dir / "meta.json").read_text())["starts"]}
+        ),
+    }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--preset", default="g1_flat")
     parser.add_argument(
-        "--minutes", type=float, default=None, help="wall-clock training budget (preset's if unset)"
+        "--steps", type=int, default=None, help="env-step budget per seed (preset's if unset)"
     )
-    parser.add_argument("--run-dir", type=Path, default=None, help="default: runs/bench_<preset>")
-    parser.add_argument("--no-wandb", action="store_true")
+    parser.add_argument("--minutes", type=float, default=None, help="optional wall-clock cap per seed")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
+    parser.add_argument("--eval-every", type=int, default=1_000_000, help="env steps between evaluations")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], help="dotted.path=value")
     parser.add_argument(
-        "--results-name", default=None, help="file stem under docs/results (default teacher_<preset>)"
+        "--results-name", default=None, help="file stem under docs/results (teacher_<preset>)"
     )
+    parser.add_argument("--no-video", action="store_true")
+    parser.add_argument("--no-wandb", action="store_true")
     args = parser.parse_args()
 
-    cfg = named_teacher_preset(args.preset)
-    if args.minutes is not None:
-        cfg = dataclasses.replace(cfg, run=dataclasses.replace(cfg.run, time_limit_min=args.minutes))
-    run_dir = args.run_dir or Path("runs") / f"bench_{args.preset}"
-    cfg = dataclasses.replace(
-        cfg, run=dataclasses.replace(cfg.run, run_dir=str(run_dir.parent), name=run_dir.name)
-    )
-    resume = run_dir if (run_dir / "config.json").exists() else None
-    train_teacher(cfg, resume=resume, use_wandb=not args.no_wandb)
-
-    policy = load_policy(run_dir)
-    rough = policy.cfg.terrain_name == "rough"
-    result = evaluate(policy.cfg.task, policy, rough_eval() if rough else EvalCfg())
-    summary = result["summary"]
-    meta = json.loads((run_dir / "meta.json").read_text())
     stem = args.results_name or f"teacher_{args.preset}"
-    out = {
+    base = with_overrides(named_teacher_preset(args.preset), args.overrides)
+    run = dataclasses.replace(
+        base.run,
+        total_steps=args.steps or base.run.total_steps,
+        time_limit_min=args.minutes,
+        eval_every_steps=args.eval_every,
+        video_every=0,
+    )
+    seeds: dict[str, Any] = {}
+    for seed in args.seeds:
+        run_dir = Path("runs") / f"bench_{stem}_s{seed}"
+        cfg = dataclasses.replace(
+            base, run=dataclasses.replace(run, seed=seed, run_dir=str(run_dir.parent), name=run_dir.name)
+        )
+        seeds[str(seed)] = train_seed(cfg, run_dir, args.no_wandb)
+        print(json.dumps({"seed": seed, **{k: v for k, v in seeds[str(seed)].items() if k != "evals"}}))
+
+    out: dict[str, Any] = {
         "preset": args.preset,
-        "minutes": round(policy.trained_seconds / 60.0, 2),
-        "env_steps": policy.num_timesteps,
-        "lin_vel_error": summary["lin_vel_error"],
-        "yaw_rate_error": summary["yaw_rate_error"],
-        "fall_rate": summary["fall_rate"],
-        "energy_per_m": summary["energy_per_m"],
-        "return": summary["return"],
-        "table": result["table"],
-        "eval": result["eval_cfg"],
-        "checkpoint": str(policy.checkpoint),
+        "overrides": args.overrides,
+        "target": {"lin_vel_error": TARGET_LIN_VEL_ERROR, "fall_rate": TARGET_FALL_RATE},
+        "seeds": seeds,
+        "eval": dataclasses.asdict(protocol(base.terrain_name)),
         "command": "python " + " ".join(shlex.quote(a) for a in sys.argv),
-        # Every (re)start of the training itself, as recorded in the run's meta.json.
-        "train_commands": [start["command"] for start in meta["starts"]],
-        "train_machines": sorted({start["machine"] for start in meta["starts"]}),
-        "machine": machine(),  # where this script (and the evaluation) ran
-        "config": to_dict(policy.cfg),
+        "machine": machine(),
+        "config": to_dict(cfg),
     }
-    curves = read_curves(run_dir)
+    first = Path(seeds[str(args.seeds[0])]["run_dir"])
+    curves = read_curves(first)
     levels = curves["terrain_level"][~np.isnan(curves["terrain_level"])]
-    if rough and len(levels):
+    if base.terrain_name == "rough" and len(levels):
         out["terrain_level"] = float(levels[-10:].mean())  # mean row over the last 10 iterations
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / f"{stem}.json").write_text(json.dumps(out, indent=2) + "\n")
-    trained_on = "; ".join(out["train_machines"])
-    plot_curves(curves, f"{stem} (trained on {trained_on})", RESULTS / f"{stem}_curves.png")
-    task = dataclasses.replace(policy.cfg.task, sim=SimCfg(num_envs=1, nthread=1))
-    env = LocomotionEnv(task, seed=2)
-    frames = rollout_frames(env, policy, seconds=6.0, width=320, height=240)
-    env.close()
-    write_video(frames[::2], RESULTS / f"{stem}.mp4", fps=round(0.5 / env.dt))
-    print(
-        json.dumps(
-            {k: out[k] for k in ("minutes", "env_steps", "lin_vel_error", "yaw_rate_error", "fall_rate")}
-        )
+    plot_evals(
+        {s: r["evals"] for s, r in seeds.items()}, f"{stem} ({machine()})", RESULTS / f"{stem}_curves.png"
     )
+    if not args.no_video:
+        policy = load_policy(first)
+        task = dataclasses.replace(
+            policy.cfg.task, sim=dataclasses.replace(policy.cfg.task.sim, num_envs=1, nthread=1)
+        )
+        env = LocomotionEnv(task, seed=2)
+        frames = rollout_frames(env, policy, seconds=6.0, width=320, height=240)
+        env.close()
+        write_video(frames[::2], RESULTS / f"{stem}.mp4", fps=round(0.5 / env.dt))
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import types
 import typing
 from collections.abc import Mapping
@@ -53,3 +54,32 @@ def _build(tp: Any, data: Any, where: str) -> Any:
     if tp is float and isinstance(data, int | float):
         return float(data)
     return data
+
+
+def with_overrides(cfg: T, overrides: list[str]) -> T:
+    """`cfg` with dotted-path settings applied: ``["ppo.symmetry=false", "task.commands.lin_vel_x=[0, 1]"]``.
+
+    Values are JSON (a bare word that is not JSON is taken as a string); the result is rebuilt and
+    validated like a saved config, so a misspelt path is an error that names it.
+    """
+    from humanoid_prior.config import to_dict
+
+    data = to_dict(cfg)
+    for item in overrides:
+        path, sep, text = item.partition("=")
+        if not sep:
+            raise ValueError(f"override {item!r}: write it as dotted.path=value.")
+        try:
+            value = json.loads(text)
+        except json.JSONDecodeError:
+            value = text
+        node = data
+        *parents, leaf = path.split(".")
+        for key in parents:
+            if not isinstance(node, dict) or key not in node:
+                raise ValueError(f"override {item!r}: {key!r} is not a field of the config.")
+            node = node[key]
+        if not isinstance(node, dict) or leaf not in node:
+            raise ValueError(f"override {item!r}: {leaf!r} is not a field of the config.")
+        node[leaf] = value
+    return from_dict(type(cfg), data)

@@ -24,6 +24,19 @@ from humanoid_prior.envs.terrain import TerrainType
 
 Policy = Callable[[dict[str, np.ndarray]], np.ndarray]
 
+TARGET_LIN_VEL_ERROR = 0.15
+"""m/s: the flat tracking error of a teacher that walks (issue 10's target)."""
+TARGET_FALL_RATE = 0.02
+"""Share of evaluation episodes that may end in a fall for a teacher that walks."""
+
+
+def steps_to_target(evals: list[dict[str, Any]]) -> int | None:
+    """The first evaluated env-step count whose summary meets both targets; None if none did."""
+    for row in sorted(evals, key=lambda r: r["env_steps"]):
+        if row["lin_vel_error"] <= TARGET_LIN_VEL_ERROR and row["fall_rate"] <= TARGET_FALL_RATE:
+            return int(row["env_steps"])
+    return None
+
 
 @dataclass(frozen=True)
 class EvalCfg:
@@ -38,8 +51,9 @@ class EvalCfg:
     """Held commands (v_x, v_y, yaw rate)."""
     difficulties: tuple[float, ...] = (0.25, 0.5, 0.75, 1.0)
     """Difficulty rows evaluated on rough terrain (0.5: 0.10 m stairs; 0.75: 15° slopes)."""
-    repeats: int = 4
-    """Envs per combination (each with its own randomised physics)."""
+    repeats: int = 16
+    """Envs per combination (each with its own randomised physics): 4 commands x 16 = 64 episodes on
+    flat ground, so a fall rate moves in steps of 1.6%, not 6%."""
     episode_s: float = 20.0
     """Episode length (s)."""
     seed: int = 12345
@@ -58,6 +72,11 @@ def rough_eval() -> EvalCfg:
     Episodes last 8 s (4 m: from the tile centre to its edge).
     """
     return EvalCfg(commands=((0.5, 0.0, 0.0),), episode_s=8.0)
+
+
+def protocol(terrain_name: str) -> EvalCfg:
+    """The evaluation protocol of a terrain preset ('rough' or 'flat')."""
+    return rough_eval() if terrain_name == "rough" else EvalCfg()
 
 
 def _eval_task(task: TaskCfg, cfg: EvalCfg, num_envs: int) -> TaskCfg:

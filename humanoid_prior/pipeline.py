@@ -2,7 +2,10 @@
 
 `run_pipeline` keeps its stages' state in `<root>/pipeline.json`; a stage that finished is skipped
 when the pipeline runs again, and an interrupted training stage resumes from its newest checkpoint.
-`budget` scales every stage's wall-clock minutes (0.25 for a quick look, 2 for a longer run).
+Stages are budgeted in env steps (summed over envs), not minutes: the same 2-core machine has run the
+simulator at 8k and at 28k steps/s on different days, so a time budget gives anything from a standing
+to a walking robot. `budget` scales every stage's steps (0.25 for a quick look, 2 for a longer run);
+`teacher_minutes` / `student_minutes` are optional wall-clock caps on top.
 """
 
 from __future__ import annotations
@@ -29,11 +32,16 @@ class PipelineCfg:
     """'flat' or 'rough'. Flat is the default because it is what gives a walking student within a
     couple of hours on a 2-core machine; rough needs many times the budget there."""
     budget: float = 1.0
-    """Scales every stage's minutes."""
-    teacher_minutes: float = 45.0
-    """Teacher training wall-clock at budget 1."""
-    student_minutes: float = 30.0
-    """Student training wall-clock at budget 1."""
+    """Scales every stage's env steps."""
+    teacher_steps: int = 10_000_000
+    """Teacher training env steps at budget 1 (the flat teacher meets its tracking target within 8 M:
+    docs/results/teacher_g1_flat.json)."""
+    student_steps: int = 5_000_000
+    """Student training env steps at budget 1."""
+    teacher_minutes: float | None = None
+    """Optional wall-clock cap of the teacher stage (not scaled by the budget)."""
+    student_minutes: float | None = None
+    """Optional wall-clock cap of the student stage (not scaled by the budget)."""
     num_envs: int = 128
     """Envs per training batch (teacher and student)."""
     teacher_data_transitions: int = 200_000
@@ -84,6 +92,10 @@ class Pipeline:
                 "seconds": time.perf_counter() - start,
                 "result": result,
             }
+            if name in ("teacher", "student"):
+                from humanoid_prior.policy_io import load_policy
+
+                self.state["stages"][name]["env_steps"] = load_policy(Path(result)).num_timesteps
             self._save()
         return self.state
 
@@ -91,16 +103,17 @@ class Pipeline:
         text = json.dumps(self.state, indent=2) + "\n"
         atomic_write(self.state_path, lambda f: f.write(text.encode()))
 
-    def _minutes(self, minutes: float) -> float:
-        return minutes * self.cfg.budget
+    def _steps(self, steps: int) -> int:
+        return round(steps * self.cfg.budget)
 
     def train_teacher(self) -> str:
         """The privileged teacher on the chosen terrain (resumes a stopped run)."""
         from humanoid_prior.teacher import train_teacher
 
         cfg = teacher_preset(self.cfg.robot, self.cfg.terrain, num_envs=self.cfg.num_envs)
-        run = dataclasses.replace(cfg.run, run_dir=str(self.root), name="teacher", total_steps=10**9,
-                                  time_limit_min=self._minutes(self.cfg.teacher_minutes))  # fmt: skip
+        run = dataclasses.replace(cfg.run, run_dir=str(self.root), name="teacher",
+                                  total_steps=self._steps(self.cfg.teacher_steps),
+                                  time_limit_min=self.cfg.teacher_minutes)  # fmt: skip
         resume = self.teacher_dir if (self.teacher_dir / "config.json").is_file() else None
         train_teacher(dataclasses.replace(cfg, run=run), resume=resume, use_wandb=self.cfg.use_wandb)
         return str(self.teacher_dir)
@@ -123,21 +136,23 @@ class Pipeline:
             cfg, task=dataclasses.replace(cfg.task, sim=sim),
             teacher_data=dataclasses.replace(cfg.teacher_data, transitions=self.cfg.teacher_data_transitions),
         )  # fmt: skip
-        run = dataclasses.replace(cfg.run, run_dir=str(self.root), name="student", total_steps=10**9,
-                                  time_limit_min=self._minutes(self.cfg.student_minutes))  # fmt: skip
+        run = dataclasses.replace(cfg.run, run_dir=str(self.root), name="student",
+                                  total_steps=self._steps(self.cfg.student_steps),
+                                  time_limit_min=self.cfg.student_minutes)  # fmt: skip
         resume = self.student_dir if (self.student_dir / "config.json").is_file() else None
         train(dataclasses.replace(cfg, run=run), resume=resume, use_wandb=self.cfg.use_wandb)
         return str(self.student_dir)
 
     def evaluate(self) -> dict[str, dict[str, float]]:
         """The evaluation protocol on teacher and student; eval.json in each run directory."""
-        from humanoid_prior.evaluation import EvalCfg, evaluate, rough_eval
+        from humanoid_prior.evaluation import evaluate
+        from humanoid_prior.evaluation import protocol as eval_protocol
         from humanoid_prior.policy_io import load_policy
 
         summaries = {}
         for name, run_dir in (("teacher", self.teacher_dir), ("student", self.student_dir)):
             policy = load_policy(run_dir)
-            protocol = rough_eval() if policy.cfg.terrain_name == "rough" else EvalCfg()
+            protocol = eval_protocol(policy.cfg.terrain_name)
             result = evaluate(policy.cfg.task, policy, protocol)
             (run_dir / "eval.json").write_text(json.dumps(result, indent=2) + "\n")
             summaries[name] = result["summary"]

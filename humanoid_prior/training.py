@@ -36,17 +36,22 @@ from humanoid_prior.envs.locomotion import LocomotionEnv
 from humanoid_prior.envs.sb3_vec_env import LocomotionVecEnv
 from humanoid_prior.monitoring import WandbRun, rollout_frames, write_run_metadata, write_video
 from humanoid_prior.policies.actor_critic import policy_kwargs
-from humanoid_prior.ppo import PPO
+from humanoid_prior.ppo import PPO, AdaptiveLR
+from humanoid_prior.symmetry import Mirror
 
 KIND = "teacher"
 
 
 def learning_rate_schedule(ppo: PPOCfg) -> Any:
-    """SB3 learning-rate schedule: a function of the remaining progress (1 -> 0)."""
+    """SB3 learning-rate schedule: a function of the remaining progress (1 -> 0), or an `AdaptiveLR`."""
+    if ppo.lr_schedule == "adaptive":
+        return AdaptiveLR(ppo.learning_rate, ppo.desired_kl)
     if ppo.lr_schedule == "constant":
         return ppo.learning_rate
     if ppo.lr_schedule != "linear":
-        raise ValueError(f"PPOCfg.lr_schedule must be 'linear' or 'constant', got '{ppo.lr_schedule}'.")
+        raise ValueError(
+            f"PPOCfg.lr_schedule must be 'adaptive', 'linear' or 'constant', got '{ppo.lr_schedule}'."
+        )
     final = ppo.lr_final_fraction
 
     def schedule(progress_remaining: float) -> float:
@@ -64,7 +69,7 @@ class TrainingSession:
     def __init__(self, cfg: Any, run_dir: Path, resume_from: Path | None = None) -> None:
         self.cfg = cfg
         self.run_dir = run_dir
-        self.env = LocomotionEnv(cfg.task, seed=cfg.run.seed)
+        self.env = LocomotionEnv(cfg.task, seed=cfg.run.seed, dr_curriculum=True)
         self.base_vec_env = LocomotionVecEnv(self.env)
         self.vec_env = self.wrap(self.base_vec_env)
         self.venv = VecNormalize(self.vec_env, norm_obs=True, norm_reward=False, clip_obs=10.0,
@@ -86,14 +91,22 @@ class TrainingSession:
     def make_model(self) -> PPO:
         """The PPO model over `self.venv`."""
         cfg, ppo = self.cfg, self.cfg.ppo
+        schedule = learning_rate_schedule(ppo)
         return PPO(
-            "MultiInputPolicy", self.venv, learning_rate=learning_rate_schedule(ppo), n_steps=ppo.n_steps,
+            "MultiInputPolicy", self.venv, learning_rate=schedule, n_steps=ppo.n_steps,
             batch_size=ppo.batch_size, n_epochs=ppo.n_epochs, gamma=ppo.gamma, gae_lambda=ppo.gae_lambda,
             clip_range=ppo.clip_range, ent_coef=ppo.ent_coef, vf_coef=ppo.vf_coef,
             max_grad_norm=ppo.max_grad_norm, target_kl=ppo.target_kl,
             policy_kwargs=policy_kwargs(cfg.network), seed=cfg.run.seed, device=cfg.run.device, verbose=0,
             rollout_threads=cfg.run.rollout_threads,
+            adaptive_lr=schedule if isinstance(schedule, AdaptiveLR) else None, mirror=self.mirror(),
         )  # fmt: skip
+
+    def mirror(self) -> Mirror | None:
+        """The left-right mirror of this task's observations and actions, when symmetry is on."""
+        if not getattr(self.cfg.ppo, "symmetry", False):
+            return None
+        return Mirror.build(self.env.robot, self.env.observations.layouts, self.cfg.task.scan)
 
     @property
     def samples_per_iteration(self) -> int:
@@ -121,6 +134,7 @@ class TrainingSession:
             },
             "num_timesteps": int(self.model.num_timesteps),
             "n_updates": int(self.model._n_updates),
+            "learning_rate": self.model.adaptive_lr.value if self.model.adaptive_lr is not None else None,
             "iteration": self.iteration,
             "trained_seconds": self.trained_seconds,
             "env_rng": json.dumps(self.env.rng.bit_generator.state),
@@ -148,7 +162,10 @@ class TrainingSession:
             saved = data["obs_rms"][key]
             rms.mean, rms.var, rms.count = saved["mean"].numpy(), saved["var"].numpy(), saved["count"]
         self.model.num_timesteps = int(data["num_timesteps"])
+        self.env.env_steps = self.model.num_timesteps  # the randomisation curriculum continues from here
         self.model._n_updates = int(data["n_updates"])
+        if self.model.adaptive_lr is not None and data.get("learning_rate") is not None:
+            self.model.adaptive_lr.value = float(data["learning_rate"])
         self.iteration = int(data["iteration"])
         self.trained_seconds = float(data["trained_seconds"])
         self.env.rng.bit_generator.state = json.loads(data["env_rng"])
@@ -191,6 +208,7 @@ class MonitorCallback(BaseCallback):
         self._start = time.perf_counter()
         self._base_seconds = session.trained_seconds
         self._video_env: LocomotionEnv | None = None
+        self._next_eval: int | None = None
 
     def _on_step(self) -> bool:
         log = self.session.vec_env.last_log
@@ -218,6 +236,29 @@ class MonitorCallback(BaseCallback):
         every = s.cfg.run.video_every
         if every and s.iteration % every == 0:
             self.record_video()
+        self.maybe_evaluate()
+
+    def maybe_evaluate(self) -> None:
+        """Run the evaluation protocol each time `eval_every_steps` more env steps were taken.
+
+        Logged under eval/* and appended to <run>/evals.jsonl, which a resumed run keeps.
+        """
+        s, every = self.session, self.session.cfg.run.eval_every_steps
+        if not every:
+            return
+        if self._next_eval is None:  # first call of this (re)start: the next multiple of `every`
+            self._next_eval = (self.num_timesteps // every + 1) * every
+        if self.num_timesteps < self._next_eval:
+            return
+        from humanoid_prior.evaluation import evaluate, protocol
+
+        self._next_eval = (self.num_timesteps // every + 1) * every
+        summary = evaluate(s.cfg.task, s.act, protocol(s.cfg.terrain_name))["summary"]
+        row = {"env_steps": int(self.num_timesteps), "minutes": round(s.trained_seconds / 60.0, 2), **summary}
+        with (s.run_dir / "evals.jsonl").open("a") as f:
+            f.write(json.dumps(row) + "\n")
+        for key, value in summary.items():
+            self.logger.record(f"eval/{key}", value)
 
     def record_video(self) -> Path:
         """Render env 0 of a one-env copy of the task under the current policy; log it to W&B."""

@@ -7,16 +7,23 @@ from pathlib import Path
 
 import pytest
 
+from humanoid_prior import evaluation
 from humanoid_prior.checkpoint import list_checkpoints
+from humanoid_prior.evaluation import EvalCfg
 from humanoid_prior.pipeline import Pipeline, PipelineCfg, summary_text
 
 
 @pytest.mark.slow
-def test_pipeline_runs_every_stage_once_and_skips_them_when_done(tmp_path: Path) -> None:
-    cfg = PipelineCfg(teacher_minutes=0.05, student_minutes=0.05, num_envs=4, teacher_data_transitions=400,
-                      root=str(tmp_path), use_wandb=False)  # fmt: skip
+def test_pipeline_runs_every_stage_once_and_skips_them_when_done(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(evaluation, "protocol", lambda terrain: EvalCfg(repeats=2, episode_s=2.0))
+    # Budgets are env steps: 4 envs x 32 steps per iteration, so 1,000 x 0.5 -> 4 iterations (512 steps).
+    cfg = PipelineCfg(teacher_steps=1000, student_steps=500, budget=0.5, num_envs=4,
+                      teacher_data_transitions=400, root=str(tmp_path), use_wandb=False)  # fmt: skip
     state = Pipeline(cfg).run()
     assert list(state["stages"]) == ["teacher", "teacher_data", "student", "eval", "export"]
+    assert state["stages"]["teacher"]["env_steps"] == 512 and state["stages"]["student"]["env_steps"] == 256
     assert all(stage["done"] for stage in state["stages"].values())
     policy = tmp_path / "policy"
     assert {"policy.pt", "policy.onnx", "deploy.json"} <= {p.name for p in policy.iterdir()}

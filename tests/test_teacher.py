@@ -15,12 +15,14 @@ import numpy as np
 import pytest
 import torch
 
+from humanoid_prior import evaluation
 from humanoid_prior.checkpoint import CheckpointError, list_checkpoints, load_checkpoint, save_checkpoint
 from humanoid_prior.config import PPOCfg, RunCfg, TeacherCfg, g1_flat, g1_rough, teacher_preset, to_dict
-from humanoid_prior.config_io import from_dict
+from humanoid_prior.config_io import from_dict, with_overrides
 from humanoid_prior.envs.batched_sim import SimCfg
 from humanoid_prior.evaluation import EvalCfg, evaluate
 from humanoid_prior.policy_io import load_policy
+from humanoid_prior.ppo import AdaptiveLR
 from humanoid_prior.teacher import train_teacher
 from humanoid_prior.training import TrainingSession, learning_rate_schedule
 
@@ -30,16 +32,9 @@ REPO = Path(__file__).resolve().parents[1]
 def tiny_cfg(tmp_path: Path, **run_changes) -> TeacherCfg:
     cfg = g1_flat()
     task = dataclasses.replace(cfg.task, sim=SimCfg(num_envs=4, nthread=1))
-    run = dataclasses.replace(
-        RunCfg(),
-        run_dir=str(tmp_path),
-        name="tiny",
-        total_steps=64,
-        checkpoint_every=1,
-        video_every=0,
-        progress_bar=False,
-        **run_changes,
-    )
+    settings = dict(run_dir=str(tmp_path), name="tiny", total_steps=64, checkpoint_every=1, video_every=0,
+                    progress_bar=False)  # fmt: skip
+    run = dataclasses.replace(RunCfg(), **(settings | run_changes))
     ppo = dataclasses.replace(PPOCfg(), n_steps=8, batch_size=16, n_epochs=1)
     return dataclasses.replace(cfg, task=task, run=run, ppo=ppo)
 
@@ -52,11 +47,46 @@ def test_configs_round_trip_through_json() -> None:
 
 
 def test_linear_learning_rate_schedule() -> None:
-    schedule = learning_rate_schedule(PPOCfg(learning_rate=1e-3, lr_final_fraction=0.1))
+    schedule = learning_rate_schedule(PPOCfg(learning_rate=1e-3, lr_final_fraction=0.1, lr_schedule="linear"))
     # progress_remaining 1 -> 1e-3; 0.5 -> 1e-3 * (0.1 + 0.9 * 0.5) = 5.5e-4; 0 -> 1e-4.
     assert [schedule(p) for p in (1.0, 0.5, 0.0)] == pytest.approx([1e-3, 5.5e-4, 1e-4])
     with pytest.raises(ValueError, match="lr_schedule"):
         learning_rate_schedule(PPOCfg(lr_schedule="cosine"))
+
+
+def test_adaptive_learning_rate_follows_the_kl() -> None:
+    lr = learning_rate_schedule(PPOCfg(learning_rate=1e-3, desired_kl=0.01))
+    assert isinstance(lr, AdaptiveLR) and lr(0.3) == 1e-3
+    # KL above 2x target: / 1.5; below half: x 1.5; in between: unchanged; clamped to [1e-5, 1e-2].
+    assert lr.update(0.03) == pytest.approx(1e-3 / 1.5)
+    assert lr.update(0.01) == pytest.approx(1e-3 / 1.5)
+    assert lr.update(0.001) == pytest.approx(1e-3)
+    for _ in range(20):
+        lr.update(0.0)
+    assert lr(0.0) == 1e-2
+
+
+def test_overrides_set_nested_fields_and_name_a_bad_path() -> None:
+    cfg = with_overrides(g1_flat(), ["ppo.symmetry=false", "task.domain_rand.curriculum_steps=[0, 0]",
+                                     "task.rewards.weights.termination=-200"])  # fmt: skip
+    assert not cfg.ppo.symmetry and cfg.task.domain_rand.curriculum_steps == (0, 0)
+    assert cfg.task.rewards.weights["termination"] == -200.0
+    with pytest.raises(ValueError, match="'symmetri' is not a field"):
+        with_overrides(g1_flat(), ["ppo.symmetri=false"])
+
+
+def test_training_evaluates_on_schedule_and_checkpoints_the_learning_rate(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # 4 envs x 8 steps = 32 per iteration; an evaluation every 64 steps -> at 64 and 128 (a tiny protocol).
+    monkeypatch.setattr(evaluation, "protocol", lambda terrain: EvalCfg(repeats=1, episode_s=0.2))
+    cfg = tiny_cfg(tmp_path, total_steps=128, eval_every_steps=64)
+    train_teacher(cfg, use_wandb=False)
+    rows = [json.loads(line) for line in (tmp_path / "tiny" / "evals.jsonl").read_text().splitlines()]
+    assert [r["env_steps"] for r in rows] == [64, 128]
+    assert {"lin_vel_error", "fall_rate", "yaw_rate_error"} <= set(rows[0])
+    data = load_checkpoint(list_checkpoints(tmp_path / "tiny" / "checkpoints")[-1])
+    assert data["learning_rate"] is not None and data["learning_rate"] != cfg.ppo.learning_rate
 
 
 def test_train_checkpoint_load_gives_identical_actions(tmp_path: Path) -> None:

@@ -1,0 +1,125 @@
+"""What each lever of the flat teacher's recipe is worth: the default against the default with one lever off.
+
+    python benchmarks/teacher_levers.py --steps 4000000 --seeds 0 1            # run what is missing
+    python benchmarks/teacher_levers.py --steps 4000000 --seeds 0 1 --only symmetry
+    python benchmarks/teacher_levers.py --report-only                           # rewrite the table
+
+Each lever's "off" run is `benchmarks/teacher_learning.py --preset g1_flat --set <override>` (results in
+docs/results/lever_<name>.json, runs in runs/bench_lever_<name>_s<seed>); the "on" side is the default
+recipe's own result, docs/results/teacher_g1_flat.json, read at the same env-step count (both evaluate
+every 1 M steps with the same protocol). Runs are resumable and skipped once done. The table goes to
+docs/results/teacher_levers.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from humanoid_prior.evaluation import steps_to_target
+from humanoid_prior.monitoring import machine
+
+RESULTS = Path(__file__).resolve().parents[1] / "docs" / "results"
+BASELINE = RESULTS / "teacher_g1_flat.json"
+
+LEVERS: dict[str, tuple[str, list[str]]] = {
+    "symmetry": ("left-right mirror augmentation", ["ppo.symmetry=false"]),
+    "dr_curriculum": (
+        "randomisation widened from 0.1 to full strength over 0-3 M steps (off: full from the first step)",
+        ["task.domain_rand.curriculum_steps=[0, 0]"],
+    ),
+    "no_fall_penalty": (
+        "no fall penalty (off: termination -200/s, -4 per fall)",
+        ["task.rewards.weights.termination=-200"],
+    ),
+    "adaptive_lr": (
+        "KL-adaptive learning rate (off: linear decay from 5e-4 over the budget)",
+        ["ppo.lr_schedule=linear"],
+    ),
+    "init_std": ("initial action std 0.6 (off: 1.0)", ["network.init_noise_std=1.0"]),
+}
+"""Lever name -> (what it is, the override that turns it off)."""
+
+
+def at_steps(result: dict[str, Any], steps: int) -> dict[str, dict[str, Any]]:
+    """Per seed: the evaluation at `steps` env steps (the last one at or before it) and steps_to_target."""
+    out = {}
+    for seed, run in result["seeds"].items():
+        evals = [e for e in run["evals"] if e["env_steps"] <= steps + 1]
+        if not evals:
+            continue
+        last = max(evals, key=lambda e: e["env_steps"])
+        out[seed] = {
+            "env_steps": last["env_steps"],
+            "lin_vel_error": last["lin_vel_error"],
+            "fall_rate": last["fall_rate"],
+            "steps_to_target": steps_to_target(evals),
+        }
+    return out
+
+
+def cell(rows: dict[str, dict[str, Any]]) -> str:
+    if not rows:
+        return "not run"
+    parts = []
+    for seed, r in sorted(rows.items()):
+        reached = f"{r['steps_to_target'] / 1e6:.1f} M" if r["steps_to_target"] else "not reached"
+        parts.append(
+            f"s{seed}: {r['lin_vel_error']:.3f} m/s, {100 * r['fall_rate']:.0f}% falls, target {reached}"
+        )
+    return "<br>".join(parts)
+
+
+def report(steps: int) -> str:
+    baseline = json.loads(BASELINE.read_text())
+    on = at_steps(baseline, steps)
+    lines = [
+        "# What each lever of the flat teacher is worth",
+        "",
+        f"G1 flat teacher, default recipe against the default with one lever off, at {steps / 1e6:.0f} M env "
+        "steps each, evaluated with the protocol of `humanoid_prior.evaluation` (64 episodes, full "
+        "randomisation and noise, seeds apart from training). Per seed: lin-vel tracking error, falls, and "
+        "the first evaluated step count that met the target (<= 0.15 m/s, <= 2% falls).",
+        "",
+        "| lever | on (default) | off |",
+        "|---|---|---|",
+    ]
+    commands = [baseline["command"]]
+    for name, (what, _) in LEVERS.items():
+        path = RESULTS / f"lever_{name}.json"
+        off = at_steps(json.loads(path.read_text()), steps) if path.exists() else {}
+        if path.exists():
+            commands.append(json.loads(path.read_text())["command"])
+        lines.append(f"| {what} | {cell(on)} | {cell(off)} |")
+    lines += ["", "Made by `python benchmarks/teacher_levers.py --report-only --steps "
+              f"{steps}` from:", ""] + [f"- `{c}`" for c in commands]  # fmt: skip
+    lines += ["", f"Machine of this table: {machine()}; each run's own machine is in its JSON."]
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--steps", type=int, default=4_000_000)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
+    parser.add_argument("--only", nargs="+", default=None, choices=list(LEVERS))
+    parser.add_argument("--report-only", action="store_true")
+    args = parser.parse_args()
+    if not args.report_only:
+        script = Path(__file__).with_name("teacher_learning.py")
+        for name in args.only or list(LEVERS):
+            cmd = [sys.executable, str(script), "--preset", "g1_flat", "--steps", str(args.steps), "--seeds",
+                   *map(str, args.seeds), "--results-name", f"lever_{name}", "--no-video"]  # fmt: skip
+            for override in LEVERS[name][1]:
+                cmd += ["--set", override]
+            subprocess.run(cmd, check=True)
+    text = report(args.steps)
+    (RESULTS / "teacher_levers.md").write_text(text)
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
