@@ -96,12 +96,12 @@ class RobotCfg:
             bad = [j for j, v in zip(self.actuated_joints, getattr(self, name), strict=True) if v < 0]
             if bad:
                 raise RobotConfigError(f"robot '{self.name}': {name} is negative for {bad}.")
-        if self.mirror_joints or self.mirror_joint_signs:
-            if len(self.mirror_joints) != n or len(self.mirror_joint_signs) != n:
-                raise RobotConfigError(
-                    f"robot '{self.name}': mirror_joints and mirror_joint_signs need one entry per actuated "
-                    f"joint ({n}), got {len(self.mirror_joints)} and {len(self.mirror_joint_signs)}."
-                )
+        mirror_sizes = (len(self.mirror_joints), len(self.mirror_joint_signs))
+        if mirror_sizes not in ((0, 0), (n, n)):
+            raise RobotConfigError(
+                f"robot '{self.name}': mirror_joints and mirror_joint_signs need one entry per actuated "
+                f"joint ({n}), got {mirror_sizes[0]} and {mirror_sizes[1]}."
+            )
         stray = [j for j in self.hip_splay_joints if j not in self.actuated_joints]
         if stray:
             raise RobotConfigError(

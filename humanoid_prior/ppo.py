@@ -21,6 +21,7 @@ from typing import Any
 
 import torch
 from stable_baselines3 import PPO as SB3PPO
+from stable_baselines3.common.buffers import DictRolloutBuffer
 
 from humanoid_prior.symmetry import Mirror, mirrored_buffer
 
@@ -83,6 +84,8 @@ class PPO(SB3PPO):
         updates_before = self._n_updates
         original, batch_size = self.rollout_buffer, self.batch_size
         if self.mirror is not None:
+            if not isinstance(original, DictRolloutBuffer):
+                raise TypeError("symmetry augmentation needs Dict observations (a DictRolloutBuffer).")
             # Twice the samples in the same number of minibatches: as many gradient steps as without it.
             normaliser = self.env if hasattr(self.env, "obs_rms") else None  # SB3's VecNormalize
             self.rollout_buffer = mirrored_buffer(original, self.mirror, normaliser)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterator
 
 import numpy as np
 import pytest
@@ -23,7 +24,7 @@ def mirror_quat(q: np.ndarray) -> np.ndarray:
 
 
 @pytest.fixture(scope="module")
-def pair() -> LocomotionEnv:
+def pair() -> Iterator[LocomotionEnv]:
     """Two G1s, env 1 the mirror image of env 0 (a generic airborne state: nothing symmetric by luck)."""
     task = task_preset("g1", "flat")
     task = dataclasses.replace(

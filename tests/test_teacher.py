@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -32,8 +33,8 @@ REPO = Path(__file__).resolve().parents[1]
 def tiny_cfg(tmp_path: Path, **run_changes) -> TeacherCfg:
     cfg = g1_flat()
     task = dataclasses.replace(cfg.task, sim=SimCfg(num_envs=4, nthread=1))
-    settings = dict(run_dir=str(tmp_path), name="tiny", total_steps=64, checkpoint_every=1, video_every=0,
-                    progress_bar=False)  # fmt: skip
+    settings: dict[str, Any] = dict(run_dir=str(tmp_path), name="tiny", total_steps=64, checkpoint_every=1,
+                                    video_every=0, progress_bar=False)  # fmt: skip
     run = dataclasses.replace(RunCfg(), **(settings | run_changes))
     ppo = dataclasses.replace(PPOCfg(), n_steps=8, batch_size=16, n_epochs=1)
     return dataclasses.replace(cfg, task=task, run=run, ppo=ppo)
