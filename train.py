@@ -25,6 +25,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import shlex
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -287,10 +288,17 @@ def deploy(args: DeployArgs) -> None:
 
 def pipeline(argv: list[str]) -> None:
     """The whole pipeline with its final summary."""
-    from humanoid_prior.pipeline import Pipeline, PipelineCfg, summary_text
+    from humanoid_prior.pipeline import Pipeline, PipelineCfg, report, summary_text
 
     cfg = tyro.cli(PipelineCfg, args=argv, prog="train.py pipeline")
-    print(summary_text(Pipeline(cfg).run()))
+    state = Pipeline(cfg).run()
+    print(summary_text(state))
+    if cfg.report is not None:
+        path = Path(cfg.report)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        summary = report(cfg, state, "python " + " ".join(shlex.quote(a) for a in sys.argv))
+        path.write_text(json.dumps(summary, indent=2) + "\n")
+        print(f"  report: {path}")
 
 
 def main() -> None:

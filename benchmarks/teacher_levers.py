@@ -1,7 +1,7 @@
 """What each lever of the flat teacher's recipe is worth: the default against the default with one lever off.
 
-    python benchmarks/teacher_levers.py --steps 4000000 --seeds 0 1            # run what is missing
-    python benchmarks/teacher_levers.py --steps 4000000 --seeds 0 1 --only symmetry
+    python benchmarks/teacher_levers.py --steps 5000000 --seeds 0 1            # run what is missing
+    python benchmarks/teacher_levers.py --steps 5000000 --seeds 0 1 --only symmetry
     python benchmarks/teacher_levers.py --report-only                           # rewrite the table
 
 Each lever's "off" run is `benchmarks/teacher_learning.py --preset g1_flat --set <override>` (results in
@@ -28,6 +28,18 @@ BASELINE = RESULTS / "teacher_g1_flat.json"
 
 LEVERS: dict[str, tuple[str, list[str]]] = {
     "symmetry": ("left-right mirror augmentation", ["ppo.symmetry=false"]),
+    "ppo_update": (
+        "symmetry + KL-adaptive rate (off: no mirror, constant 5e-4, KL early stop at 0.02: bare recipe)",
+        ["ppo.symmetry=false", "ppo.lr_schedule=constant", "ppo.target_kl=0.02"],
+    ),
+    "flat_scan": (
+        "one scan point under the base and each foot on flat ground (off: the rough 45 + 10 point scan)",
+        [
+            "task.scan.base_x=[-0.6,-0.45,-0.3,-0.15,0.0,0.15,0.3,0.45,0.6]",
+            "task.scan.base_y=[-0.3,-0.15,0.0,0.15,0.3]",
+            "task.scan.foot_xy=[[0.0,0.0],[0.1,0.0],[-0.1,0.0],[0.0,0.05],[0.0,-0.05]]",
+        ],
+    ),
     "dr_curriculum": (
         "randomisation widened from 0.1 to full strength over 0-3 M steps (off: full from the first step)",
         ["task.domain_rand.curriculum_steps=[0, 0]"],
@@ -103,7 +115,7 @@ def report(steps: int) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--steps", type=int, default=4_000_000)
+    parser.add_argument("--steps", type=int, default=5_000_000)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     parser.add_argument("--only", nargs="+", default=None, choices=list(LEVERS))
     parser.add_argument("--report-only", action="store_true")

@@ -64,7 +64,7 @@ class SimRobotCfg:
 
 _PRIVILEGED_FIELDS = (
     "base_lin_vel", "base_height", "height_scan", "feet_height_scan", "feet_contact_force", "feet_contact",
-    "friction", "added_mass", "com_offset", "motor_strength", "push_vel",
+    "friction", "added_mass", "com_offset", "motor_strength", "push_vel", "latency_steps",
 )  # fmt: skip
 
 
@@ -247,7 +247,7 @@ class MujocoRobot(Robot):
             "feet_contact_force": force,
             "feet_contact": force[:, 2] > self._contact_threshold,
             "friction": np.asarray(self._friction), "added_mass": np.asarray(0.0), "com_offset": np.zeros(3),
-            "motor_strength": np.ones(2 * j), "push_vel": np.zeros(3),
+            "motor_strength": np.ones(2 * j), "push_vel": np.zeros(3), "latency_steps": np.asarray(0),
         }  # fmt: skip
         return {k: truth[k] for k in self._wanted}
 

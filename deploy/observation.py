@@ -89,9 +89,10 @@ class PolicyObservation:
         """Write a reading (policy joint order), the command, the last action and the clock into the state."""
         s = self.state
         s.base_ang_vel[0] = robot.base_ang_vel
-        s.projected_gravity[:] = quat_rotate_inverse(
-            np.asarray(robot.base_quat, dtype=np.float64)[None], _DOWN
-        )
+        s.base_quat = np.asarray(robot.base_quat, dtype=np.float64)[
+            None
+        ]  # privileged terms in the base frame
+        s.projected_gravity[:] = quat_rotate_inverse(s.base_quat, _DOWN)
         s.commands[0] = command
         s.joint_pos[0] = robot.joint_pos
         s.joint_vel[0] = robot.joint_vel

@@ -51,7 +51,7 @@ OBS_TERMS: dict[str, ObsFn] = {
     "motor_strength": lambda s: s.motor_strength,
     # The push in the base frame: the robot's yaw is random, and a mirror of the state must mirror it.
     "push_vel": lambda s: quat_rotate_inverse(s.base_quat, s.push_vel),
-    "latency": lambda s: s.latency_steps[:, None].astype(np.float64),
+    "latency_steps": lambda s: s.latency_steps[:, None].astype(np.float64),
 }
 """Every observation term by name: a function of the TaskState returning (N, d)."""
 
@@ -95,7 +95,7 @@ PRIVILEGED_EXTRA_TERMS: tuple[ObsTermCfg, ...] = (
     ObsTermCfg("com_offset", scale=10.0),
     ObsTermCfg("motor_strength"),
     ObsTermCfg("push_vel"),
-    ObsTermCfg("latency"),  # the action delay the teacher acts through (control steps)
+    ObsTermCfg("latency_steps"),  # the action delay the teacher acts through (control steps)
 )
 """What only the simulator knows; the privileged group is the clean proprio terms plus these."""
 

@@ -85,6 +85,12 @@ class TaskCfg:
     """Uniform noise (rad) on the joint angles at reset."""
 
 
+FLAT_SCAN = ScanCfg(base_x=(0.0,), base_y=(0.0,), foot_xy=((0.0, 0.0),))
+"""On a plane every scan point reads the same height: one point under the base and one under each foot.
+The 45 + 10 identical columns of the full scan weigh the base and foot heights ~45x and 5x in the first
+layer; with one point each, the G1 flat teacher tracked 0.31-0.35 m/s at 4.4 M steps against 0.45
+(training-time error, one seed each)."""
+
 TERRAIN_PRESETS = ("flat", "rough")
 """Terrain variants every robot has."""
 
@@ -95,12 +101,14 @@ def task_preset(robot: str = "g1", terrain: str = "rough", num_envs: int = 64) -
         raise ValueError(f"unknown terrain preset '{terrain}'; known presets: {', '.join(TERRAIN_PRESETS)}.")
     robot_cfg = get_robot(robot)
     rewards = RewardCfg(params=RewardParams(base_height_target=robot_cfg.nominal_base_height))
+    flat = terrain == "flat"
     return TaskCfg(
         robot=robot,
-        terrain=None if terrain == "flat" else TerrainCfg(),
+        terrain=None if flat else TerrainCfg(),
         sim=SimCfg(num_envs=num_envs),
         rewards=rewards,
-        curriculum=CurriculumCfg(enabled=terrain != "flat"),
+        curriculum=CurriculumCfg(enabled=not flat),
+        scan=FLAT_SCAN if flat else ScanCfg(),
     )
 
 

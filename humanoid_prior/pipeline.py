@@ -50,6 +50,9 @@ class PipelineCfg:
     """Where the stages' run directories, the exported policy and pipeline.json go."""
     use_wandb: bool = True
     """Log the training stages to W&B (offline unless WANDB_MODE says otherwise)."""
+    report: str | None = None
+    """Also write the result summary (stages with env steps and minutes, teacher and student evaluation,
+    budget, command, machine) as JSON to this path, e.g. docs/results/pipeline_g1.json."""
 
     def __post_init__(self) -> None:
         if self.budget <= 0:
@@ -163,6 +166,29 @@ class Pipeline:
         from humanoid_prior.deploy.export import export_policy
 
         return str(export_policy(self.student_dir, self.policy_dir).directory)
+
+
+def report(cfg: PipelineCfg, state: dict[str, Any], command: str) -> dict[str, Any]:
+    """The pipeline's result as a JSON-able summary (what `PipelineCfg.report` writes)."""
+    from humanoid_prior.config import to_dict
+    from humanoid_prior.monitoring import machine
+
+    stages = state["stages"]
+    keys = ("lin_vel_error", "yaw_rate_error", "fall_rate", "return", "distance")
+    out: dict[str, Any] = {
+        "stages": {
+            name: {"minutes": round(stage["seconds"] / 60.0, 2), "env_steps": stage.get("env_steps")}
+            for name, stage in stages.items()
+        },
+        "minutes": round(sum(stage["seconds"] for stage in stages.values()) / 60.0, 2),
+        "budget": cfg.budget,
+        "config": to_dict(cfg),
+        "command": command,
+        "machine": machine(),
+    }
+    for name, summary in stages["eval"]["result"].items():
+        out[name] = {k: summary[k] for k in keys}
+    return out
 
 
 def summary_text(state: dict[str, Any]) -> str:

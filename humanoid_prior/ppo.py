@@ -65,6 +65,14 @@ class PPO(SB3PPO):
     ) -> None:
         if adaptive_lr is not None:
             kwargs["learning_rate"] = adaptive_lr
+        if mirror is not None and kwargs.get("target_kl") is not None:
+            # SB3 measures its early-stop KL over every trained sample, mirrored ones included, whose
+            # ratios swing widely while the policy is not yet symmetric: measured, it stopped every update
+            # after its first minibatch and the policy did not learn.
+            raise ValueError(
+                "target_kl early stopping cannot be combined with symmetry augmentation; use "
+                "--ppo.lr-schedule adaptive (KL on the collected samples) or --ppo.no-symmetry."
+            )
         super().__init__(*args, **kwargs)
         self.rollout_threads = rollout_threads
         self.adaptive_lr = adaptive_lr
@@ -110,9 +118,10 @@ class PPO(SB3PPO):
         swing with the smallest update, and the adaptive rate would collapse (seen: 5e-4 -> 2e-5 within
         0.7 M steps). Estimator: mean((r - 1) - log r), r the probability ratio (as SB3's).
         """
-        obs = {k: torch.as_tensor(v.reshape(-1, *v.shape[2:]), device=self.device)
+        # SB3's `train()` may have flattened the buffer in place (steps x envs -> samples): reshape by sample.
+        obs = {k: torch.as_tensor(v.reshape(-1, *buffer.obs_shape[k]), device=self.device)
                for k, v in buffer.observations.items()}  # fmt: skip
-        actions = torch.as_tensor(buffer.actions.reshape(-1, buffer.actions.shape[-1]), device=self.device)
+        actions = torch.as_tensor(buffer.actions.reshape(-1, buffer.action_dim), device=self.device)
         old = torch.as_tensor(buffer.log_probs.reshape(-1), device=self.device)
         with torch.no_grad():
             _, log_prob, _ = self.policy.evaluate_actions(obs, actions)

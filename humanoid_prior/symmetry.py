@@ -30,7 +30,7 @@ from humanoid_prior.envs.task_cfg import ScanCfg
 
 POLAR = ("projected_gravity", "base_lin_vel", "com_offset", "push_vel")
 """Base-frame vectors that keep x and z and flip y under the mirror."""
-SCALARS = ("base_height", "friction", "added_mass", "latency")
+SCALARS = ("base_height", "friction", "added_mass", "latency_steps")
 """Terms that a mirror leaves unchanged."""
 
 

@@ -42,12 +42,13 @@ def test_observation_layout_names_and_sizes(flat_env: LocomotionEnv) -> None:
         ("actions", j), ("gait_clock", 2),
     ]  # fmt: skip
     privileged = dict(layout["privileged"])
-    # 9 x 5 base scan points, 5 points around each of 2 feet, 2 x 3 contact forces, 2 x 12 motor strengths.
-    assert (privileged["height_scan"], privileged["feet_height_scan"]) == (45, 10)
+    # Flat ground: one scan point under the base and one under each of 2 feet (the rough preset has 9 x 5
+    # and 5 per foot), 2 x 3 contact forces, 2 x 12 motor strengths.
+    assert (privileged["height_scan"], privileged["feet_height_scan"]) == (1, 2)
     assert (privileged["feet_contact_force"], privileged["motor_strength"]) == (6, 24)
     assert flat_env.obs_sizes == {
         "proprio": 47,
-        "privileged": 47 + 3 + 1 + 45 + 10 + 6 + 2 + 1 + 1 + 3 + 24 + 3 + 1,  # ..., push, latency
+        "privileged": 47 + 3 + 1 + 1 + 2 + 6 + 2 + 1 + 1 + 3 + 24 + 3 + 1,  # ..., push, latency
     }
 
 

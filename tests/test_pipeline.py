@@ -10,7 +10,7 @@ import pytest
 from humanoid_prior import evaluation
 from humanoid_prior.checkpoint import list_checkpoints
 from humanoid_prior.evaluation import EvalCfg
-from humanoid_prior.pipeline import Pipeline, PipelineCfg, summary_text
+from humanoid_prior.pipeline import Pipeline, PipelineCfg, report, summary_text
 
 
 @pytest.mark.slow
@@ -29,6 +29,12 @@ def test_pipeline_runs_every_stage_once_and_skips_them_when_done(
     assert {"policy.pt", "policy.onnx", "deploy.json"} <= {p.name for p in policy.iterdir()}
     assert json.loads((policy / "deploy.json").read_text())["source"]["kind"] == "student"
     assert (tmp_path / "student" / "eval.json").is_file() and (tmp_path / "teacher" / "eval.json").is_file()
+    summary = report(cfg, state, "make train")
+    assert summary["stages"]["teacher"]["env_steps"] == 512 and summary["budget"] == 0.5
+    assert set(summary["student"]) >= {"lin_vel_error", "yaw_rate_error", "fall_rate", "return"}
+    assert summary["student"] == {
+        k: state["stages"]["eval"]["result"]["student"][k] for k in summary["student"]
+    }
     text = summary_text(state)
     assert "exported policy" in text and "student" in text and "teacher" in text
 

@@ -127,13 +127,13 @@ def test_aux_targets_are_the_true_state_in_physical_units() -> None:
 
 
 def test_imitation_labels_are_the_teacher_on_the_privileged_observation_of_the_same_state() -> None:
-    weights = np.linspace(-1, 1, 12 * 146).reshape(146, 12).astype(np.float32)
-
     def stub_teacher(obs: dict[str, np.ndarray]) -> np.ndarray:
         assert set(obs) == {"privileged"}
         return np.tanh(obs["privileged"] @ weights)
 
     inner = student_env(teacher=stub_teacher)
+    size = inner.env.obs_sizes["privileged"]
+    weights = np.linspace(-1, 1, 12 * size).reshape(size, 12).astype(np.float32)
     venv = VecNormalize(inner, norm_obs_keys=["proprio_history", "privileged"])
     venv.reset()
     for _ in range(3):

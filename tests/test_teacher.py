@@ -67,6 +67,13 @@ def test_adaptive_learning_rate_follows_the_kl() -> None:
     assert lr(0.0) == 1e-2
 
 
+def test_symmetry_refuses_kl_early_stopping(tmp_path: Path) -> None:
+    cfg = tiny_cfg(tmp_path)
+    cfg = dataclasses.replace(cfg, ppo=dataclasses.replace(cfg.ppo, target_kl=0.02))
+    with pytest.raises(ValueError, match="target_kl early stopping cannot be combined with symmetry"):
+        TrainingSession(cfg, tmp_path / "run")
+
+
 def test_overrides_set_nested_fields_and_name_a_bad_path() -> None:
     cfg = with_overrides(g1_flat(), ["ppo.symmetry=false", "task.domain_rand.curriculum_steps=[0, 0]",
                                      "task.rewards.weights.termination=-200"])  # fmt: skip
