@@ -72,7 +72,8 @@ def train_seed(cfg: Any, run_dir: Path, no_wandb: bool) -> dict[str, Any]:
     resume = run_dir if (run_dir / "config.json").exists() else None
     train_teacher(cfg, resume=resume, use_wandb=not no_wandb)
     policy = load_policy(run_dir)
-    summary = evaluate(policy.cfg.task, policy, protocol(policy.cfg.terrain_name))["summary"]
+    result = evaluate(policy.cfg.task, policy, protocol(policy.cfg.terrain_name))
+    summary = result["summary"]
     evals_path = run_dir / "evals.jsonl"
     evals = [json.loads(line) for line in evals_path.read_text().splitlines()] if evals_path.exists() else []
     if not evals or evals[-1]["env_steps"] < policy.num_timesteps:
@@ -87,6 +88,7 @@ def train_seed(cfg: Any, run_dir: Path, no_wandb: bool) -> dict[str, Any]:
         "env_steps": policy.num_timesteps,
         "minutes": round(minutes, 2),
         "steps_per_s": round(policy.num_timesteps / max(policy.trained_seconds, 1e-9)),
+        "table": result["table"],  # per command (flat) or terrain cell (rough): distance, falls, errors
         "evals": evals,
         "run_dir": str(run_dir),
         "train_machines": sorted(
