@@ -9,7 +9,7 @@ STAMP := $(VENV)/.setup-stamp
 TORCH_VERSION ?= 2.13.0
 TYPECHECK_TREE := build/typecheck
 
-.PHONY: setup test check bench bench-teacher-flat bench-teacher-rough bench-students train clean
+.PHONY: setup test check bench bench-teacher-flat bench-teacher-levers bench-teacher-rough bench-students train clean
 
 setup: $(STAMP)
 
@@ -43,6 +43,10 @@ bench: setup
 # the rough curriculum 50 M steps); resumable, run them with nohup.
 bench-teacher-flat: setup
 	MUJOCO_GL=egl $(PY) benchmarks/teacher_learning.py --preset g1_flat --steps 8000000 --seeds 0 1
+
+# Each lever of the flat recipe off, 2 seeds x 5 M steps each -> docs/results/teacher_levers.md (hours).
+bench-teacher-levers: setup
+	MUJOCO_GL=egl $(PY) benchmarks/teacher_levers.py --steps 5000000 --seeds 0 1
 
 bench-teacher-rough: setup
 	MUJOCO_GL=egl $(PY) benchmarks/teacher_learning.py --preset g1_rough --steps 50000000 --seeds 0 1 --eval-every 5000000

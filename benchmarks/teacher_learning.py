@@ -79,6 +79,7 @@ def train_seed(cfg: Any, run_dir: Path, no_wandb: bool) -> dict[str, Any]:
     if not evals or evals[-1]["env_steps"] < policy.num_timesteps:
         evals.append({"env_steps": policy.num_timesteps, **summary})
     minutes = policy.trained_seconds / 60.0
+    starts = json.loads((run_dir / "meta.json").read_text())["starts"]
     return {
         "steps_to_target": steps_to_target(evals),
         "lin_vel_error": summary["lin_vel_error"],
@@ -91,9 +92,9 @@ def train_seed(cfg: Any, run_dir: Path, no_wandb: bool) -> dict[str, Any]:
         "table": result["table"],  # per command (flat) or terrain cell (rough): distance, falls, errors
         "evals": evals,
         "run_dir": str(run_dir),
-        "train_machines": sorted(
-            {s["machine"] for s in json.loads((run_dir / "meta.json").read_text())["starts"]}
-        ),
+        # Every (re)start of the training itself, as recorded in the run's meta.json.
+        "train_commands": [start["command"] for start in starts],
+        "train_machines": sorted({start["machine"] for start in starts}),
     }
 
 

@@ -24,6 +24,7 @@ import numpy as np
 from stable_baselines3.common.callbacks import BaseCallback
 
 from humanoid_prior.config import named_teacher_preset, to_dict
+from humanoid_prior.config_io import with_overrides
 from humanoid_prior.monitoring import machine
 from humanoid_prior.training import TrainingSession
 
@@ -78,10 +79,11 @@ def main() -> None:
     parser.add_argument("--hidden", default=None, help="actor and critic widths, e.g. 512,256,128")
     parser.add_argument("--batch-size", type=int, default=None, help="PPO minibatch size")
     parser.add_argument("--rollout-threads", type=int, default=None, help="torch threads while collecting")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], help="dotted.path=value")
     parser.add_argument("--json", type=Path, default=None, help="write the result here")
     args = parser.parse_args()
 
-    cfg = named_teacher_preset(args.preset)
+    cfg = with_overrides(named_teacher_preset(args.preset), args.overrides)
     if args.num_envs is not None:
         sim = dataclasses.replace(cfg.task.sim, num_envs=args.num_envs)
         cfg = dataclasses.replace(cfg, task=dataclasses.replace(cfg.task, sim=sim))
