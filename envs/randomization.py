@@ -171,7 +171,11 @@ class DomainRandomizer:
         variants = self.sim.variant_of_env
         for key in ("friction", "added_mass", "com_offset", "motor_strength"):
             getattr(self, key)[:] = self._variant_params[key][variants]
-        self.latency[:] = self._latency_draw * (self._latency_on < strength)
+        self._apply_latency(np.arange(len(self.latency)))
+
+    def _apply_latency(self, env_ids: np.ndarray) -> None:
+        """An env gets its drawn delay with probability `strength` (its fixed uniform draw below it)."""
+        self.latency[env_ids] = self._latency_draw[env_ids] * (self._latency_on[env_ids] < self.strength)
 
     def strength_at(self, env_steps: int) -> float:
         """The curriculum's strength after `env_steps` env steps (linear between `curriculum_steps`)."""
@@ -200,7 +204,7 @@ class DomainRandomizer:
         self.motor_strength[env_ids] = params["motor_strength"][variants]
         self._latency_draw[env_ids] = rng.integers(cfg.latency_steps[0], cfg.latency_steps[1] + 1, k)
         self._latency_on[env_ids] = rng.random(k)
-        self.latency[env_ids] = self._latency_draw[env_ids] * (self._latency_on[env_ids] < self.strength)
+        self._apply_latency(env_ids)
         self.push_vel[env_ids] = 0.0
         self._next_push[env_ids] = rng.uniform(*cfg.push_interval_s, k)
 

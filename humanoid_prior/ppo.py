@@ -12,7 +12,7 @@
 * The update logs how many epochs ran (`train/epochs_done`) and whether `target_kl` cut it short
   (`train/early_stopped`); SB3 only prints that in verbose mode.
 * Optional left-right symmetry augmentation (`humanoid_prior.symmetry`): before SB3's own `train()`,
-  the rollout buffer is doubled with the mirrored transitions (see `MirroredRollout`).
+  the rollout buffer is doubled with the mirrored transitions (see `mirrored_buffer`).
 """
 
 from __future__ import annotations
@@ -59,12 +59,10 @@ class PPO(SB3PPO):
         self,
         *args: Any,
         rollout_threads: int = 1,
-        adaptive_lr: AdaptiveLR | None = None,
         mirror: Mirror | None = None,
         **kwargs: Any,
     ) -> None:
-        if adaptive_lr is not None:
-            kwargs["learning_rate"] = adaptive_lr
+        """SB3's PPO arguments; a `learning_rate` that is an `AdaptiveLR` follows the KL of each update."""
         if mirror is not None and kwargs.get("target_kl") is not None:
             # SB3 measures its early-stop KL over every trained sample, mirrored ones included, whose
             # ratios swing widely while the policy is not yet symmetric: measured, it stopped every update
@@ -75,7 +73,8 @@ class PPO(SB3PPO):
             )
         super().__init__(*args, **kwargs)
         self.rollout_threads = rollout_threads
-        self.adaptive_lr = adaptive_lr
+        rate = kwargs.get("learning_rate")
+        self.adaptive_lr = rate if isinstance(rate, AdaptiveLR) else None
         self.mirror = mirror
 
     def collect_rollouts(self, *args: Any, **kwargs: Any) -> bool:
@@ -114,9 +113,9 @@ class PPO(SB3PPO):
         """KL of the updated policy from the one that collected `buffer`, on the collected samples only.
 
         SB3's `train/approx_kl` averages over every sample trained on; with mirror augmentation that
-        includes mirrored actions far in the tails of a not-yet-symmetric policy, whose log-probabilities
-        swing with the smallest update, and the adaptive rate would collapse (seen: 5e-4 -> 2e-5 within
-        0.7 M steps). Estimator: mean((r - 1) - log r), r the probability ratio (as SB3's).
+        includes mirrored actions far in the tails of a not-yet-symmetric policy, whose probability ratios
+        swing widely, and the adaptive rate collapsed on it (5e-4 -> 2e-5 within 0.7 M steps).
+        Estimator: mean((r - 1) - log r), r the probability ratio (as SB3's).
         """
         # SB3's `train()` may have flattened the buffer in place (steps x envs -> samples): reshape by sample.
         obs = {k: torch.as_tensor(v.reshape(-1, *buffer.obs_shape[k]), device=self.device)

@@ -31,7 +31,7 @@ from humanoid_prior.envs.sb3_vec_env import LocomotionVecEnv
 from humanoid_prior.policies.discriminator import MotionDiscriminator, gradient_penalty, lsgan_loss
 from humanoid_prior.policies.student_policy import StudentPolicy
 from humanoid_prior.policy_io import load_policy
-from humanoid_prior.ppo import PPO, AdaptiveLR
+from humanoid_prior.ppo import PPO
 from humanoid_prior.student_env import StudentVecEnv
 from humanoid_prior.teacher_data import load_or_record
 from humanoid_prior.training import (
@@ -196,14 +196,12 @@ class StudentSession(TrainingSession):
         """StudentPPO with the student policy."""
         cfg: StudentCfg = self.cfg
         ppo, net = cfg.ppo, cfg.network
-        schedule = learning_rate_schedule(ppo)
         return StudentPPO(
-            StudentPolicy, self.venv, learning_rate=schedule, n_steps=ppo.n_steps,
+            StudentPolicy, self.venv, learning_rate=learning_rate_schedule(ppo), n_steps=ppo.n_steps,
             batch_size=ppo.batch_size, n_epochs=ppo.n_epochs, gamma=ppo.gamma, gae_lambda=ppo.gae_lambda,
             clip_range=ppo.clip_range, ent_coef=ppo.ent_coef, vf_coef=ppo.vf_coef,
             max_grad_norm=ppo.max_grad_norm, target_kl=ppo.target_kl, seed=cfg.run.seed,
             device=cfg.run.device, verbose=0, rollout_threads=cfg.run.rollout_threads,
-            adaptive_lr=schedule if isinstance(schedule, AdaptiveLR) else None,
             policy_kwargs={"actor_hidden": net.actor_hidden, "critic_hidden": net.critic_hidden,
                            "aux_dim": self.vec_env.aux_dim, "critic_group": cfg.critic_group,
                            "init_noise_std": net.init_noise_std},

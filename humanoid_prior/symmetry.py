@@ -17,7 +17,6 @@ Symmetric Robot Policies", 2024). Every mirror here is a signed permutation of a
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -123,22 +122,22 @@ class Mirror:
         per_foot = len(foot_twin)
         feet_scan = (feet[:, None] * per_foot + foot_twin[None, :]).ravel()
         force = (feet[:, None] * 3 + np.arange(3)[None, :]).ravel()
-        terms: dict[str, Callable[[], SignedPermutation]] = {
-            "base_ang_vel": lambda: _signs(-1, 1, -1),
-            "commands": lambda: _signs(1, -1, -1),
-            "joint_pos": lambda: joints,
-            "joint_vel": lambda: joints,
-            "actions": lambda: joints,
-            "gait_clock": lambda: _signs(-1, -1),
-            "height_scan": lambda: SignedPermutation(base_twin, np.ones(len(base_twin))),
-            "feet_height_scan": lambda: SignedPermutation(feet_scan, np.ones(len(feet_scan))),
-            "feet_contact_force": lambda: SignedPermutation(force, np.tile([1.0, -1.0, 1.0], num_feet)),
-            "feet_contact": lambda: SignedPermutation(feet, np.ones(num_feet)),
-            "motor_strength": lambda: SignedPermutation.concat(
+        terms: dict[str, SignedPermutation] = {
+            "base_ang_vel": _signs(-1, 1, -1),
+            "commands": _signs(1, -1, -1),
+            "joint_pos": joints,
+            "joint_vel": joints,
+            "actions": joints,
+            "gait_clock": _signs(-1, -1),
+            "height_scan": SignedPermutation(base_twin, np.ones(len(base_twin))),
+            "feet_height_scan": SignedPermutation(feet_scan, np.ones(len(feet_scan))),
+            "feet_contact_force": SignedPermutation(force, np.tile([1.0, -1.0, 1.0], num_feet)),
+            "feet_contact": SignedPermutation(feet, np.ones(num_feet)),
+            "motor_strength": SignedPermutation.concat(
                 [SignedPermutation(joints.index, np.ones(num_joints))] * 2
             ),
         }
-        terms |= {name: (lambda: _signs(1, -1, 1)) for name in POLAR}
+        terms |= {name: _signs(1, -1, 1) for name in POLAR}
         groups = {}
         for group, layout in layouts.items():
             parts = []
@@ -147,7 +146,7 @@ class Mirror:
                 if term.name in SCALARS:
                     parts.append(_identity(width))
                 elif term.name in terms:
-                    parts.append(terms[term.name]())
+                    parts.append(terms[term.name])
                 else:
                     raise ValueError(f"no mirror is defined for observation term {term.name!r}.")
                 if len(parts[-1].index) != width:
@@ -156,10 +155,6 @@ class Mirror:
                     )
             groups[group] = SignedPermutation.concat(parts)
         return Mirror(groups, joints)
-
-    def observations(self, obs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        """Mirror every group of a (raw, unnormalised) observation dict."""
-        return {g: self.groups[g](v) for g, v in obs.items()}
 
 
 def mirrored_buffer(buffer: DictRolloutBuffer, mirror: Mirror, normaliser: Any = None) -> DictRolloutBuffer:

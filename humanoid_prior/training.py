@@ -91,20 +91,19 @@ class TrainingSession:
     def make_model(self) -> PPO:
         """The PPO model over `self.venv`."""
         cfg, ppo = self.cfg, self.cfg.ppo
-        schedule = learning_rate_schedule(ppo)
         return PPO(
-            "MultiInputPolicy", self.venv, learning_rate=schedule, n_steps=ppo.n_steps,
+            "MultiInputPolicy", self.venv, learning_rate=learning_rate_schedule(ppo), n_steps=ppo.n_steps,
             batch_size=ppo.batch_size, n_epochs=ppo.n_epochs, gamma=ppo.gamma, gae_lambda=ppo.gae_lambda,
             clip_range=ppo.clip_range, ent_coef=ppo.ent_coef, vf_coef=ppo.vf_coef,
             max_grad_norm=ppo.max_grad_norm, target_kl=ppo.target_kl,
             policy_kwargs=policy_kwargs(cfg.network), seed=cfg.run.seed, device=cfg.run.device, verbose=0,
             rollout_threads=cfg.run.rollout_threads,
-            adaptive_lr=schedule if isinstance(schedule, AdaptiveLR) else None, mirror=self.mirror(),
+            mirror=self.mirror(),
         )  # fmt: skip
 
     def mirror(self) -> Mirror | None:
         """The left-right mirror of this task's observations and actions, when symmetry is on."""
-        if not getattr(self.cfg.ppo, "symmetry", False):
+        if not self.cfg.ppo.symmetry:
             return None
         return Mirror.build(self.env.robot, self.env.observations.layouts, self.cfg.task.scan)
 
