@@ -5,6 +5,10 @@ names the joints in policy order (the runtime maps them onto the robot's own ord
 default angles, gains and limits, the action scale and clip, the control period, the observation
 layout (group, terms with sizes, scales and clips, history length and order), the command ranges the
 policy was trained on, the safety thresholds, a hash of the training config and the package version.
+
+Construction validates every field the runtime relies on (ranges, signs, limits, the joint order
+against the robot the manifest names): a hand-edited or corrupted file fails here with one line naming
+the field and the fix, before a robot moves.
 """
 
 from __future__ import annotations
@@ -13,11 +17,14 @@ import dataclasses
 import hashlib
 import json
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from humanoid_prior.envs.robots import ROBOTS, get_robot
 
 FORMAT = "humanoid_prior.deploy/1"
 MANIFEST_NAME = "deploy.json"
@@ -81,6 +88,22 @@ class SafetyCfg:
     """Damping held in an emergency stop: kd * this, with kp = 0."""
     torque_limit_fraction: float = 1.0
     """Joint targets are moved so that the PD torque estimate stays within this fraction of the limit."""
+
+    def __post_init__(self) -> None:
+        """Check each threshold's range (validation only)."""
+        rules = {
+            "soft_start_s": (self.soft_start_s >= 0, ">= 0 s"),
+            # 90 deg or more never trips (the base would be on its side); a policy never learnt that far.
+            "max_tilt_deg": (0 < self.max_tilt_deg < 90, "in (0, 90) degrees (at most the training "
+                             "termination angle)"),
+            "stale_state_s": (self.stale_state_s > 0, "> 0 s (a few control periods)"),
+            "estop_kd_scale": (self.estop_kd_scale > 0, "> 0 (the stop holds damping; 0 drops the robot)"),
+            "torque_limit_fraction": (0 < self.torque_limit_fraction <= 1, "in (0, 1]"),
+        }  # fmt: skip
+        for name, (ok, rule) in rules.items():
+            value = getattr(self, name)
+            if not (ok and math.isfinite(value)):
+                raise ManifestError(f"manifest: safety.{name} is {value}; give a finite value {rule}.")
 
 
 @dataclass(frozen=True)
@@ -153,8 +176,16 @@ class Manifest:
         missing = {"lin_vel_x", "lin_vel_y", "ang_vel_yaw"} - set(self.command_ranges)
         if missing:
             raise ManifestError(f"manifest: command_ranges lacks {sorted(missing)}.")
-        if self.control_period_s <= 0 or self.action_scale <= 0:
-            raise ManifestError("manifest: control_period_s and action_scale must be > 0.")
+        for name in ("control_period_s", "gait_period_s", "action_scale", "action_clip"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value > 0):
+                raise ManifestError(
+                    f"manifest: {name} is {value}; give a finite value > 0 (or re-export with "
+                    "`train.py export`)."
+                )
+        _check_joint_values(self)
+        _check_command_ranges(self.command_ranges)
+        _check_joint_order(self)
 
     # --- arrays the runtime uses ------------------------------------------------------------------------
 
@@ -239,6 +270,89 @@ class Manifest:
         except json.JSONDecodeError as exc:
             raise ManifestError(f"{path} is not valid JSON: {exc}") from exc
         return cls.from_json(data, source=str(path))
+
+
+_JOINT_RULES: dict[str, tuple[Callable[[np.ndarray], np.ndarray], str]] = {
+    "default_joint_pos": (np.isfinite, "a finite angle (rad)"),
+    "kp": (lambda v: np.isfinite(v) & (v > 0), "a finite stiffness > 0 (N m / rad)"),
+    "kd": (lambda v: np.isfinite(v) & (v >= 0), "a finite damping >= 0 (N m s / rad)"),
+    "torque_limits": (lambda v: np.isfinite(v) & (v > 0), "a finite torque limit > 0 (N m)"),
+}
+"""Per-joint fields: which values are valid, and what to give instead."""
+
+
+def _check_joint_values(m: Manifest) -> None:
+    """Signs and limits of the per-joint fields: a negative kp pushes a joint away from its target."""
+    for name, (valid, rule) in _JOINT_RULES.items():
+        values = m.array(name)
+        bad = np.flatnonzero(~valid(values))
+        if bad.size:
+            i = int(bad[0])
+            raise ManifestError(
+                f"manifest: {name}[{i}] ('{m.joint_names[i]}') is {values[i]}; give {rule} for every joint "
+                "(or re-export with `train.py export`)."
+            )
+    for i, (lo, hi) in enumerate(m.joint_limits):
+        if not lo < hi:  # also False for NaN
+            raise ManifestError(
+                f"manifest: joint_limits[{i}] ('{m.joint_names[i]}') is ({lo}, {hi}); give (lower, upper) "
+                "with lower < upper (null for an unlimited side)."
+            )
+
+
+def _check_command_ranges(ranges: dict[str, tuple[float, float]]) -> None:
+    """Each trained command range is finite, ordered and contains 0 (standing still must be commandable).
+
+    A reversed range clamps every command to one end (it made a robot walk backwards at -0.5 m/s).
+    """
+    for name in ("lin_vel_x", "lin_vel_y", "ang_vel_yaw"):
+        lo, hi = ranges[name]
+        if not (math.isfinite(lo) and math.isfinite(hi)):
+            problem = "not finite"
+        elif lo > hi:
+            problem = "low > high"
+        elif not lo <= 0.0 <= hi:
+            problem = "0 is outside it"
+        else:
+            continue
+        raise ManifestError(
+            f"manifest: command_ranges['{name}'] is ({lo}, {hi}): {problem}; give the trained "
+            "[low, high] with low <= 0 <= high (or re-export with `train.py export`)."
+        )
+
+
+def _check_joint_order(m: Manifest) -> None:
+    """`joint_names` are the robot's actuated joints in its order (swapped legs would mirror the gait).
+
+    The reference is the robot description the policy was exported with (`robot_description`), else the
+    built-in robot of that name: a built-in robot's joints may change in a later version, the exported
+    description is what the policy was trained on.
+    """
+    described = m.robot_description.get("actuated_joints")
+    if described is not None:
+        expected, where = tuple(described), f"robot '{m.robot}' (robot_description.actuated_joints)"
+    elif m.robot in ROBOTS:
+        expected, where = get_robot(m.robot).actuated_joints, f"the built-in robot '{m.robot}'"
+    else:
+        raise ManifestError(
+            f"manifest: robot '{m.robot}' is not a built-in robot ({', '.join(ROBOTS)}) and "
+            "robot_description is empty, so joint_names cannot be checked; re-export with `train.py export` "
+            "(it writes the description)."
+        )
+    names = tuple(m.joint_names)
+    if names == expected:
+        return
+    if sorted(names) == sorted(expected):
+        i = next(k for k, (a, b) in enumerate(zip(names, expected, strict=True)) if a != b)
+        raise ManifestError(
+            f"manifest: joint_names are in another order than {where}: position {i} is '{names[i]}', "
+            f"expected '{expected[i]}'; list the joints in the robot's order (or re-export)."
+        )
+    odd = sorted(set(names) ^ set(expected))
+    raise ManifestError(
+        f"manifest: joint_names differ from the actuated joints of {where} (not in both: {odd}); "
+        "the manifest is for another robot: re-export with `train.py export`."
+    )
 
 
 def config_hash(config: dict[str, Any]) -> str:

@@ -1,20 +1,28 @@
 """The control loop on the robot: state -> observation -> policy -> safety -> joint targets, every period.
 
-`Runtime.step` is one tick: read the robot, check it (emergency stop), then during the soft start ramp
-to the default pose, afterwards build the observation with the env's code (`PolicyObservation`), run
-the exported policy, turn its action into joint targets exactly as the env does
-(default + action_scale * clip(action)), clamp them and send them. `Runtime.run` calls it at the
-control period on the robot's clock and reports the loop's timing (`LoopStats`).
+`Runtime.step` is one tick: read the robot and validate the reading at the door (`validation`), check
+it (emergency stop), then during the soft start ramp to the default pose, afterwards build the
+observation with the env's code (`PolicyObservation`), run the exported policy, turn its action into
+joint targets exactly as the env does (default + action_scale * clip(action)), clamp them and send
+them. `Runtime.run` calls it at the control period on the robot's clock and reports the loop's timing
+(`LoopStats`).
+
+A tick fails safe: it never raises. An invalid reading, or an exception anywhere in the tick, latches
+the emergency stop with its reason and the tick sends damping, so a fault never leaves the motors
+holding the last targets of a walking gait. A command that is not 3 finite numbers is refused by
+`set_command` and the last valid command holds.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from humanoid_prior.envs.batched_sim import quat_rotate_inverse
 
@@ -23,7 +31,9 @@ from .manifest import Manifest, SafetyCfg
 from .observation import PolicyObservation
 from .robot import JointCommand, Robot, RobotState
 from .safety import SafetyCounters, SafetyLayer
+from .validation import InvalidInputError, check_command, check_state
 
+logger = logging.getLogger(__name__)
 _DOWN = np.array([[0.0, 0.0, -1.0]])
 
 
@@ -65,6 +75,7 @@ class LoopStats:
             "compute_p50_ms": float(np.percentile(comp, 50) * ms),
             "compute_p99_ms": float(np.percentile(comp, 99) * ms), "compute_max_ms": float(comp.max() * ms),
             "estop": self.safety.estop_reason, "command_clamped": self.safety.command_clamped,
+            "command_rejected": self.safety.command_rejected,
             "joint_limit_clamped": self.safety.joint_limit_clamped,
             "torque_clamped": self.safety.torque_clamped,
         }  # fmt: skip
@@ -78,7 +89,7 @@ class Runtime:
         manifest: Manifest,
         policy: PolicyEngine,
         robot: Robot,
-        command: tuple[float, float, float] | np.ndarray = (0.0, 0.0, 0.0),
+        command: npt.ArrayLike = (0.0, 0.0, 0.0),
         safety: SafetyCfg | None = None,
     ) -> None:
         self.manifest = m = manifest
@@ -101,7 +112,7 @@ class Runtime:
         self.safety = SafetyLayer(m, safety)
         self.default = m.array("default_joint_pos")
         self.kp, self.kd = m.array("kp"), m.array("kd")
-        self.command = self.safety.clamp_command(np.asarray(command, dtype=np.float64))
+        self.command = self.safety.clamp_command(check_command(command))  # a bad start command: fail here
         self.last_action = np.zeros(m.num_joints)
         self.policy_step = 0
         self.observation: PolicyObservation | None = None
@@ -110,22 +121,34 @@ class Runtime:
         self._t0: float | None = None
         self._num_robot_joints = len(robot.joint_names)
         self._send_target = np.zeros(self._num_robot_joints)
+        self._now = float("nan")  # the robot clock at this tick: stamps an emergency stop
+        self._pose = self.default.copy()  # the last valid joint angles: the stop's target if a reading is bad
 
     # --- one tick -----------------------------------------------------------------------------------
 
-    def set_command(self, command: tuple[float, float, float] | np.ndarray) -> None:
-        """A new velocity command (v_x, v_y, yaw rate), clamped to the trained ranges."""
-        self.command = self.safety.clamp_command(np.asarray(command, dtype=np.float64))
+    def set_command(self, command: npt.ArrayLike) -> bool:
+        """A new velocity command (v_x, v_y, yaw rate), clamped to the trained ranges; True if taken.
 
-    def read(self) -> RobotState:
-        """The robot's newest state with joint arrays in policy order."""
-        raw = self.robot.read_state()
-        return RobotState(
-            time=raw.time, joint_pos=np.asarray(raw.joint_pos, dtype=np.float64)[self.index],
-            joint_vel=np.asarray(raw.joint_vel, dtype=np.float64)[self.index],
-            base_ang_vel=np.asarray(raw.base_ang_vel, dtype=np.float64),
-            base_quat=np.asarray(raw.base_quat, dtype=np.float64), extras=raw.extras,
-        )  # fmt: skip
+        A command that is not 3 finite numbers is refused (False): the last valid command holds, and the
+        reason is counted and kept in `stats.safety` (`command_rejected`, `command_error`) and logged.
+        A NaN would pass the clamp and reach the policy; refusing it keeps a walking robot walking.
+        """
+        try:
+            self.command = self.safety.clamp_command(check_command(command))
+        except InvalidInputError as exc:
+            self.safety.reject_command(str(exc))
+            return False
+        return True
+
+    def read(self, now: float | None = None) -> RobotState:
+        """The robot's newest state, validated at `now` (default: the robot clock), in policy joint order.
+
+        Raises `InvalidInputError` for a malformed reading (see `validation.check_state`).
+        """
+        now = self.robot.now() if now is None else now
+        state = check_state(self.robot.read_state(), self._num_robot_joints, now)
+        state.joint_pos, state.joint_vel = state.joint_pos[self.index], state.joint_vel[self.index]
+        return state
 
     @property
     def in_soft_start(self) -> bool:
@@ -133,15 +156,31 @@ class Runtime:
         return self.observation is None or self._t0 is not None
 
     def step(self) -> np.ndarray:
-        """One control tick; returns the joint targets sent (policy order)."""
-        now = self.robot.now()
-        state = self.read()
-        gravity_z = float(quat_rotate_inverse(np.asarray(state.base_quat)[None], _DOWN)[0, 2])
-        reason = self.safety.check_state(state, now, gravity_z) if not self.safety.stopped else None
+        """One control tick; returns the joint targets sent (policy order). Never raises.
+
+        An invalid reading or an exception inside the tick latches the emergency stop: the reason is in
+        `safety.counters.estop_reason` (and the log) and this and every later tick send damping.
+        """
+        try:
+            return self._tick()
+        except InvalidInputError as exc:
+            self.safety.trip(f"invalid robot state: {exc}", self._now)
+        except Exception as exc:  # a backend fault or a bug: stopping beats holding the last targets
+            logger.exception("exception in the control step")
+            self.safety.trip(f"exception in the control step: {type(exc).__name__}: {exc}", self._now)
+        return self._damp()
+
+    def _tick(self) -> np.ndarray:
+        self._now = now = float(self.robot.now())
+        state = self.read(now)
+        self._pose = state.joint_pos
+        if self.safety.stopped:
+            return self._damp()
+        gravity_z = float(quat_rotate_inverse(state.base_quat[None], _DOWN)[0, 2])
+        reason = self.safety.check_state(state, now, gravity_z)
         if reason is not None:
             self.safety.trip(reason, now)
-        if self.safety.stopped:
-            return self._send(*self.safety.estop_targets(state.joint_pos))
+            return self._damp()
         if self.observation is None:
             # The first reading checks that the robot gives every term the policy reads, with its size.
             self.observation = PolicyObservation(self.manifest, state)
@@ -156,9 +195,12 @@ class Runtime:
         else:
             acted = self._policy_target(state, now)
             if acted is None:
-                return self._send(*self.safety.estop_targets(state.joint_pos))
+                return self._damp()
             target = acted
         target = self.safety.clamp_targets(target, state.joint_pos, state.joint_vel)
+        if not np.isfinite(target).all():  # unreachable from valid inputs; the motors never get a NaN
+            self.safety.trip("non-finite joint target", now)
+            return self._damp()
         return self._send(target, self.kp, self.kd)
 
     def _policy_target(self, state: RobotState, now: float) -> np.ndarray | None:
@@ -174,6 +216,15 @@ class Runtime:
         self.policy_step += 1
         self.stats.policy_steps += 1
         return self.default + m.action_scale * self.last_action
+
+    def _damp(self) -> np.ndarray:
+        """Send the emergency stop's damping (its target, unused at kp = 0, is the last valid pose)."""
+        target, kp, kd = self.safety.estop_targets(self._pose)
+        try:
+            return self._send(target, kp, kd)
+        except Exception:  # the backend cannot send: say so, and keep the loop (and the stop) alive
+            logger.exception("could not send the emergency stop's damping command")
+            return target
 
     def _send(self, target: np.ndarray, kp: np.ndarray, kd: np.ndarray) -> np.ndarray:
         """Send policy-order targets and gains in the robot's order (other robot joints get zero gains)."""

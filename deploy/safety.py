@@ -1,12 +1,14 @@
 """The runtime's safety layer: command clamps, soft start, joint-target and torque clamps, emergency stop.
 
 All arrays are in policy joint order. The emergency stop latches: once tripped (excessive tilt, a
-non-finite state or action, a stale state) every later command holds damping only (kp = 0, kd > 0),
-which lets the robot sink slowly instead of fighting, until the runtime is restarted.
+stale or invalid state, a non-finite action, any error in a control tick) every later command holds
+damping only (kp = 0, kd > 0), which lets the robot sink slowly instead of fighting, until the runtime
+is restarted. Inputs reach this layer already checked (`validation`): finite, of the right shapes.
 """
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -14,12 +16,18 @@ import numpy as np
 from .manifest import Manifest, SafetyCfg
 from .robot import RobotState
 
+logger = logging.getLogger(__name__)
+
 
 @dataclass
 class SafetyCounters:
-    """How often each clamp acted, and why the emergency stop tripped (None: it did not)."""
+    """How often each clamp acted, why the emergency stop tripped (None: it did not), rejected commands."""
 
     command_clamped: int = 0
+    command_rejected: int = 0
+    """Commands refused at the door (not 3 finite numbers); the last valid command held each time."""
+    command_error: str | None = None
+    """Why the last refused command was refused."""
     joint_limit_clamped: int = 0
     torque_clamped: int = 0
     estop_reason: str | None = None
@@ -56,17 +64,14 @@ class SafetyLayer:
             self.counters.command_clamped += 1
         return clamped
 
+    def reject_command(self, reason: str) -> None:
+        """Count and log a command refused at the door (the caller keeps the last valid one)."""
+        self.counters.command_rejected += 1
+        self.counters.command_error = reason
+        logger.warning("command rejected, the last valid command holds: %s", reason)
+
     def check_state(self, state: RobotState, now: float, projected_gravity_z: float) -> str | None:
-        """Why this reading must stop the robot (non-finite, stale, tilted), or None."""
-        arrays = (
-            state.joint_pos,
-            state.joint_vel,
-            state.base_ang_vel,
-            state.base_quat,
-            *state.extras.values(),
-        )
-        if not all(np.isfinite(np.asarray(a, dtype=np.float64)).all() for a in arrays):
-            return "non-finite robot state (NaN or inf)"
+        """Why this valid (`validation.check_state`) reading must stop the robot (stale, tilted), or None."""
         age = now - state.time
         if age > self.cfg.stale_state_s:
             return f"stale robot state ({age * 1e3:.1f} ms old > {self.cfg.stale_state_s * 1e3:.1f} ms)"
@@ -80,6 +85,7 @@ class SafetyLayer:
         if self.counters.estop_reason is None:
             self.counters.estop_reason, self.counters.estop_time = reason, now
             self.counters.events.append(f"{now:.3f}s emergency stop: {reason}")
+            logger.error("emergency stop (damping only) at %.3f s: %s", now, reason)
 
     def estop_targets(self, joint_pos: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(target, kp, kd) of the emergency stop: damping only (target: the current pose, unused at kp 0)."""
