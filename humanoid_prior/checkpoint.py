@@ -90,8 +90,10 @@ def load_checkpoint(
     try:
         data = torch.load(path, map_location="cpu", weights_only=True)
     except (EOFError, RuntimeError, pickle.UnpicklingError, zipfile.BadZipFile, ValueError) as exc:
+        # torch's own message may advise loading with weights_only=False: never pass that on about a
+        # file that failed to load (it would run whatever code the file holds).
         raise CheckpointError(
-            f"checkpoint {path} is corrupt or truncated ({type(exc).__name__}: {exc}); "
+            f"checkpoint {path} is corrupt, truncated or not a checkpoint ({type(exc).__name__}); "
             "resume from an earlier checkpoint in the same folder or delete this file."
         ) from exc
     if not isinstance(data, dict) or data.get("format") != FORMAT:

@@ -39,6 +39,7 @@ from humanoid_prior.training import (
     learning_rate_schedule,
     load_run_config,
     new_run_dir,
+    resume_point,
     run_session,
     seed_everything,
 )
@@ -290,7 +291,7 @@ def train_student(cfg: StudentCfg, resume: Path | None = None, use_wandb: bool =
     if resume is not None:
         run_dir = resume
         cfg = load_run_config(run_dir, StudentCfg)
-        start_from: Path | None = latest_checkpoint(run_dir / "checkpoints")
+        start_from = resume_point(run_dir)
     else:
         run_dir = new_run_dir(cfg, f"{cfg.method}_{KIND}")
         start_from = None

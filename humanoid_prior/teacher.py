@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from humanoid_prior.checkpoint import latest_checkpoint
 from humanoid_prior.config import TeacherCfg
 from humanoid_prior.training import (
     TrainingSession,
     load_run_config,
     new_run_dir,
+    resume_point,
     run_session,
     seed_everything,
 )
@@ -20,7 +20,7 @@ def train_teacher(cfg: TeacherCfg, resume: Path | None = None, use_wandb: bool =
     if resume is not None:
         run_dir = resume
         cfg = load_run_config(run_dir)
-        start_from: Path | None = latest_checkpoint(run_dir / "checkpoints")
+        start_from = resume_point(run_dir)
     else:
         run_dir = new_run_dir(cfg)
         start_from = None

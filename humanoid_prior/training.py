@@ -10,9 +10,11 @@ checkpoints, render videos and stop at a wall-clock limit, and `run_session` tha
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import random
+import signal
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -26,6 +28,8 @@ from stable_baselines3.common.vec_env import VecNormalize
 
 from humanoid_prior.checkpoint import (
     checkpoint_path,
+    latest_checkpoint,
+    list_checkpoints,
     load_checkpoint,
     prune_checkpoints,
     save_checkpoint,
@@ -69,6 +73,11 @@ class TrainingSession:
     def __init__(self, cfg: Any, run_dir: Path, resume_from: Path | None = None) -> None:
         self.cfg = cfg
         self.run_dir = run_dir
+        if cfg.run.device.startswith("cuda") and not torch.cuda.is_available():
+            raise ValueError(
+                f"--run.device {cfg.run.device}: this torch ({torch.__version__}) sees no CUDA GPU; "
+                "use --run.device cpu (or auto)."
+            )
         self.env = LocomotionEnv(cfg.task, seed=cfg.run.seed, dr_curriculum=True)
         self.base_vec_env = LocomotionVecEnv(self.env)
         self.vec_env = self.wrap(self.base_vec_env)
@@ -77,6 +86,9 @@ class TrainingSession:
         self.model = self.make_model()
         self.iteration = 0
         self.trained_seconds = 0.0
+        self.trained_steps = 0
+        """Env steps whose PPO update is done: what a checkpoint stores (a rollout stopped part-way, or
+        collected but not yet trained on, is not counted and is collected again after a resume)."""
         if resume_from is not None:
             self.restore(resume_from)
 
@@ -131,7 +143,7 @@ class TrainingSession:
                 }
                 for key, rms in self.venv.obs_rms.items()
             },
-            "num_timesteps": int(self.model.num_timesteps),
+            "num_timesteps": int(self.trained_steps),
             "n_updates": int(self.model._n_updates),
             "learning_rate": self.model.adaptive_lr.value if self.model.adaptive_lr is not None else None,
             "iteration": self.iteration,
@@ -160,7 +172,7 @@ class TrainingSession:
         for key, rms in self.venv.obs_rms.items():
             saved = data["obs_rms"][key]
             rms.mean, rms.var, rms.count = saved["mean"].numpy(), saved["var"].numpy(), saved["count"]
-        self.model.num_timesteps = int(data["num_timesteps"])
+        self.model.num_timesteps = self.trained_steps = int(data["num_timesteps"])
         self.env.env_steps = self.model.num_timesteps  # the randomisation curriculum continues from here
         self.model._n_updates = int(data["n_updates"])
         if self.model.adaptive_lr is not None and data.get("learning_rate") is not None:
@@ -208,6 +220,13 @@ class MonitorCallback(BaseCallback):
         self._base_seconds = session.trained_seconds
         self._video_env: LocomotionEnv | None = None
         self._next_eval: int | None = None
+        self._rollout_pending = False
+        self.stop_reason: str | None = None
+        """Why training stopped before its step budget ('time limit', 'SIGTERM', ...), else None."""
+
+    def request_stop(self, reason: str) -> None:
+        """Stop at the next env step (from a signal handler: only sets a flag)."""
+        self.stop_reason = reason
 
     def _on_step(self) -> bool:
         log = self.session.vec_env.last_log
@@ -215,7 +234,9 @@ class MonitorCallback(BaseCallback):
             self._sums[key] += value
             self._counts[key] += 1
         limit = self.session.cfg.run.time_limit_min
-        return limit is None or self._elapsed() < 60.0 * limit
+        if limit is not None and self._elapsed() >= 60.0 * limit and self.stop_reason is None:
+            self.stop_reason = "time limit"
+        return self.stop_reason is None
 
     def _elapsed(self) -> float:
         return self._base_seconds + time.perf_counter() - self._start
@@ -230,12 +251,32 @@ class MonitorCallback(BaseCallback):
         self._counts.clear()
         self.logger.record("time/trained_minutes", s.trained_seconds / 60.0)
         self.logger.record("time/iteration", s.iteration)
+        self._rollout_pending = True  # SB3 updates on this rollout next
+
+    def _on_rollout_start(self) -> None:
+        """The previous rollout's update is done: checkpoint, video and evaluation see the new policy."""
+        s = self.session
+        s.trained_steps = int(self.num_timesteps)
+        if not self._rollout_pending:
+            return
+        self._rollout_pending = False
         if s.iteration % s.cfg.run.checkpoint_every == 0:
             s.save()
         every = s.cfg.run.video_every
         if every and s.iteration % every == 0:
             self.record_video()
         self.maybe_evaluate()
+
+    def finish(self) -> None:
+        """After `learn`: when it ran to its budget, the last rollout was trained on too.
+
+        That rollout is evaluated if an evaluation is due; the final checkpoint follows in `run_session`.
+        """
+        if self.stop_reason is None:
+            self.session.trained_steps = int(self.num_timesteps)
+            if self._rollout_pending:
+                self.maybe_evaluate()
+        self.session.trained_seconds = self._elapsed()
 
     def maybe_evaluate(self) -> None:
         """Run the evaluation protocol each time `eval_every_steps` more env steps were taken.
@@ -294,9 +335,31 @@ def run_logger(run_dir: Path) -> Logger:
 
 
 def new_run_dir(cfg: Any, kind: str = KIND) -> Path:
-    """runs/<name>, the name defaulting to <robot>_<terrain>_<kind>_<date-time>."""
+    """runs/<name>, the name defaulting to <robot>_<terrain>_<kind>_<date-time>; never an existing run's.
+
+    Reusing a directory would overwrite its config and, as checkpoint pruning keeps the highest
+    iteration numbers, delete every new checkpoint as soon as it is written.
+    """
     name = cfg.run.name or f"{cfg.task.robot}_{cfg.terrain_name}_{kind}_{time.strftime('%Y%m%d-%H%M%S')}"
-    return Path(cfg.run.run_dir) / name
+    run_dir = Path(cfg.run.run_dir) / name
+    if run_dir.exists() and any(run_dir.iterdir()):
+        raise FileExistsError(
+            f"run directory {run_dir} already exists; continue it with --resume {run_dir} "
+            "or choose another --run.name."
+        )
+    return run_dir
+
+
+def resume_point(run_dir: Path) -> Path | None:
+    """The checkpoint a resumed run (a directory with a config.json) starts from.
+
+    None when the run was stopped before its first checkpoint, which loses nothing.
+    """
+    directory = run_dir / "checkpoints"
+    if list_checkpoints(directory):
+        return latest_checkpoint(directory)
+    print(f"{run_dir} stopped before its first checkpoint: it starts again from step 0.")
+    return None
 
 
 def load_run_config(run_dir: Path, cls: type = TeacherCfg) -> Any:
@@ -304,7 +367,15 @@ def load_run_config(run_dir: Path, cls: type = TeacherCfg) -> Any:
     path = run_dir / "config.json"
     if not path.is_file():
         raise FileNotFoundError(f"{run_dir} has no config.json; is it a run directory?")
-    return from_dict(cls, json.loads(path.read_text()))
+    data = json.loads(path.read_text())
+    kind = "student" if "teacher" in data else "teacher"  # only a student's config names its teacher
+    want = "student" if "teacher" in {f.name for f in dataclasses.fields(cls)} else "teacher"
+    if kind != want:
+        raise ValueError(
+            f"{run_dir} is a {kind} run, not a {want} run; "
+            f"continue it with `train.py {kind} --resume {run_dir}`."
+        )
+    return from_dict(cls, data)
 
 
 def seed_everything(seed: int) -> None:
@@ -323,14 +394,44 @@ def run_session(session: TrainingSession, resumed: bool, use_wandb: bool) -> Pat
     )
     callback = MonitorCallback(session, wandb_run)
     remaining = max(0, cfg.run.total_steps - session.model.num_timesteps)
+    handlers = _stop_on_signals(callback)
     try:
         if remaining:
             session.model.learn(
                 remaining, callback=callback, reset_num_timesteps=False, progress_bar=cfg.run.progress_bar
             )
-        session.save()
+        callback.finish()
+        path = session.save()
     finally:
+        for sig, handler in handlers.items():
+            signal.signal(sig, handler)
         session.env.close()
         if wandb_run is not None:
             wandb_run.finish()
+    if callback.stop_reason in _SIGNALS.values():
+        raise SystemExit(
+            f"stopped by {callback.stop_reason} at {session.trained_steps:,} env steps; checkpoint {path} "
+            f"saved; continue with --resume {run_dir}"
+        )
     return run_dir
+
+
+_SIGNALS = {signal.SIGTERM: "SIGTERM", signal.SIGINT: "SIGINT"}
+
+
+def _stop_on_signals(callback: MonitorCallback) -> dict[signal.Signals, Any]:
+    """SIGTERM / SIGINT end the run at the next env step with a final checkpoint; returns the old handlers.
+
+    A second signal while stopping is left to the old handler (Ctrl-C twice still interrupts at once).
+    """
+    previous: dict[signal.Signals, Any] = {}
+
+    def handle(signum: int, frame: Any) -> None:
+        sig = signal.Signals(signum)
+        callback.request_stop(_SIGNALS[sig])
+        signal.signal(sig, previous[sig])
+
+    for sig in _SIGNALS:
+        with contextlib.suppress(ValueError):  # not the main thread: signals cannot be caught there
+            previous[sig] = signal.signal(sig, handle)
+    return previous

@@ -51,7 +51,7 @@ def test_linear_learning_rate_schedule() -> None:
     schedule = learning_rate_schedule(PPOCfg(learning_rate=1e-3, lr_final_fraction=0.1, lr_schedule="linear"))
     # progress_remaining 1 -> 1e-3; 0.5 -> 1e-3 * (0.1 + 0.9 * 0.5) = 5.5e-4; 0 -> 1e-4.
     assert [schedule(p) for p in (1.0, 0.5, 0.0)] == pytest.approx([1e-3, 5.5e-4, 1e-4])
-    with pytest.raises(ValueError, match="lr_schedule"):
+    with pytest.raises(ValueError, match="lr-schedule"):
         learning_rate_schedule(PPOCfg(lr_schedule="cosine"))
 
 
@@ -148,7 +148,7 @@ def test_bad_checkpoints_fail_clearly(tmp_path: Path) -> None:
         load_checkpoint(good, obs_sizes={"proprio": 48})
     truncated = tmp_path / "ckpt_0000002.pt"
     truncated.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
-    with pytest.raises(CheckpointError, match="corrupt or truncated"):
+    with pytest.raises(CheckpointError, match="corrupt, truncated"):
         load_checkpoint(truncated)
     stranger = tmp_path / "other.pt"
     torch.save({"weights": torch.zeros(2)}, stranger)
@@ -198,7 +198,7 @@ def test_resume_of_a_corrupt_run_is_one_clear_line(tmp_path: Path) -> None:
     resume = [sys.executable, str(REPO / "train.py"), "teacher", "--resume", str(run_dir), "--no-wandb"]
     result = subprocess.run(resume, cwd=REPO, capture_output=True, text=True)
     assert result.returncode == 1
-    assert "corrupt or truncated" in result.stderr and "Traceback" not in result.stderr
+    assert "corrupt, truncated" in result.stderr and "Traceback" not in result.stderr
 
 
 def test_evaluation_counts_falls_and_groups_results() -> None:
