@@ -326,7 +326,7 @@ def main() -> None:
         else:
             print(__doc__)
             raise SystemExit(0 if command in ("-h", "--help") else f"error: unknown command '{command}'")
-    except (RobotConfigError, CheckpointError, FileNotFoundError, ValueError) as exc:
+    except (RobotConfigError, CheckpointError, FileNotFoundError, FileExistsError, ValueError) as exc:
         if os.environ.get("HUMANOID_PRIOR_TRACEBACK"):
             raise  # for debugging: the whole traceback instead of the one-line message
         raise SystemExit(f"error: {exc}") from None

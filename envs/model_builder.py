@@ -298,6 +298,17 @@ def _robot_model(model: mujoco.MjModel, robot: RobotCfg, sensors: list[SensorSpe
     joint_ids = [model.joint(n).id for n in robot.actuated_joints]
     limited = model.jnt_limited[joint_ids].astype(bool)
     joint_range = np.where(limited[:, None], model.jnt_range[joint_ids], [-np.inf, np.inf])
+    pose = np.asarray(robot.default_joint_pos)
+    outside = [
+        f"{name} {q:+.3f} not in [{lo:+.3f}, {hi:+.3f}]"
+        for name, q, (lo, hi) in zip(robot.actuated_joints, pose, joint_range, strict=True)
+        if not lo <= q <= hi
+    ]
+    if outside:
+        raise RobotConfigError(
+            f"robot '{robot.name}': default_joint_pos lies outside the MJCF joint range for "
+            f"{'; '.join(outside)} (rad); choose a default pose inside the joint limits."
+        )
     slices = {}
     for s in sensors:
         sid = model.sensor(s.name).id

@@ -71,6 +71,17 @@ class DomainRandCfg:
                 )
         if self.friction[0] <= 0 or self.latency_steps[0] < 0:
             raise ValueError("DomainRandCfg: friction must be > 0 and latency_steps >= 0.")
+        for name in ("kp_scale", "kd_scale", "armature_scale"):
+            if getattr(self, name)[0] <= 0:
+                raise ValueError(
+                    f"DomainRandCfg.{name} is a factor on the nominal value and must stay > 0, "
+                    f"got {getattr(self, name)}; e.g. (0.9, 1.1)."
+                )
+        if self.joint_friction[0] < 0 or self.push_vel_xy < 0 or self.push_interval_s[0] <= 0:
+            raise ValueError(
+                "DomainRandCfg: joint_friction and push_vel_xy must be >= 0 and push_interval_s > 0, got "
+                f"{self.joint_friction}, {self.push_vel_xy}, {self.push_interval_s}."
+            )
         if not 0.0 <= self.curriculum_start_strength <= 1.0:
             raise ValueError(
                 "DomainRandCfg.curriculum_start_strength must be in [0, 1], "
@@ -110,6 +121,13 @@ class DomainRandomizer:
         training env follows the curriculum through `set_strength`)."""
         if cfg.enabled and len(sim.variants) == 0:
             raise ValueError("DomainRandomizer needs BatchedSim(..., model_variants=K) with K > 0.")
+        base_mass = float(sim.model.body_mass[self._base])
+        if cfg.enabled and base_mass + cfg.added_mass[0] <= 0.1 * base_mass:
+            raise ValueError(
+                f"DomainRandCfg.added_mass {cfg.added_mass} would leave the {base_mass:.1f} kg base of "
+                f"'{rm.robot.name}' with {base_mass + cfg.added_mass[0]:.1f} kg; keep the low end above "
+                f"{-0.9 * base_mass:.1f} kg."
+            )
         self._variant_params = self._sample_variants() if cfg.enabled else None
 
     def _sample_variants(self) -> dict[str, np.ndarray]:

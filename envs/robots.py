@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import os
 import tomllib
 from collections.abc import Callable, Mapping
@@ -92,10 +93,7 @@ class RobotCfg:
                     f"robot '{self.name}': {name} has {len(values)} entries but actuated_joints has {n}; "
                     f"give one value per actuated joint, in the same order."
                 )
-        for name in ("kp", "kd", "torque_limits"):
-            bad = [j for j, v in zip(self.actuated_joints, getattr(self, name), strict=True) if v < 0]
-            if bad:
-                raise RobotConfigError(f"robot '{self.name}': {name} is negative for {bad}.")
+        self._check_joint_numbers()
         mirror_sizes = (len(self.mirror_joints), len(self.mirror_joint_signs))
         if mirror_sizes not in ((0, 0), (n, n)):
             raise RobotConfigError(
@@ -116,6 +114,29 @@ class RobotCfg:
             )
         if not self.feet_bodies:
             raise RobotConfigError(f"robot '{self.name}': feet_bodies is empty; name the foot bodies.")
+
+    def _check_joint_numbers(self) -> None:
+        """Per-joint values are finite numbers; gains and limits are not negative, kp and limits not 0."""
+        for name in ("default_joint_pos", "kp", "kd", "torque_limits"):
+            wrong = [
+                f"{j}={v!r}"
+                for j, v in zip(self.actuated_joints, getattr(self, name), strict=True)
+                if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v)
+            ]
+            if wrong:
+                raise RobotConfigError(
+                    f"robot '{self.name}': {name} needs a finite number per joint; got {', '.join(wrong)}."
+                )
+        for name in ("kp", "kd", "torque_limits"):
+            bad = [j for j, v in zip(self.actuated_joints, getattr(self, name), strict=True) if v < 0]
+            if bad:
+                raise RobotConfigError(f"robot '{self.name}': {name} is negative for {bad}.")
+        for name in ("kp", "torque_limits"):
+            zero = [j for j, v in zip(self.actuated_joints, getattr(self, name), strict=True) if v == 0]
+            if zero:
+                raise RobotConfigError(
+                    f"robot '{self.name}': {name} is 0 for {zero}; a joint with it cannot hold a pose."
+                )
 
 
 MENAGERIE_ENV = "HUMANOID_PRIOR_MENAGERIE"

@@ -53,6 +53,24 @@ class PPOCfg:
     """Left-right mirror augmentation of every rollout (humanoid_prior/symmetry.py); needs the robot's
     mirror map (`RobotCfg.mirror_joints`)."""
 
+    def __post_init__(self) -> None:
+        """Check sizes and rates (validation only)."""
+        for name in ("batch_size", "n_epochs"):
+            if getattr(self, name) < 1:
+                raise ValueError(
+                    f"--ppo.{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}."
+                )
+        if self.n_steps < 2:
+            raise ValueError(
+                f"--ppo.n-steps must be at least 2 (SB3 needs two steps per rollout), got {self.n_steps}."
+            )
+        if not self.learning_rate > 0 or not self.desired_kl > 0:
+            raise ValueError("--ppo.learning-rate and --ppo.desired-kl must be > 0.")
+        if self.lr_schedule not in ("adaptive", "linear", "constant"):
+            raise ValueError(
+                f"--ppo.lr-schedule must be 'adaptive', 'linear' or 'constant', got '{self.lr_schedule}'."
+            )
+
 
 @dataclass(frozen=True)
 class RunCfg:
@@ -88,6 +106,18 @@ class RunCfg:
     (eval/* in TensorBoard and W&B, one line per evaluation in <run>/evals.jsonl); 0: never."""
     rollout_threads: int = 1
     """Torch threads while collecting rollouts (the update uses all); see humanoid_prior/ppo.py."""
+
+    def __post_init__(self) -> None:
+        """Check counts and the device (validation only)."""
+        for name in ("total_steps", "checkpoint_every", "keep_checkpoints", "rollout_threads"):
+            if getattr(self, name) < 1:
+                raise ValueError(
+                    f"--run.{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}."
+                )
+        if self.video_every < 0 or self.eval_every_steps < 0:
+            raise ValueError("--run.video-every and --run.eval-every-steps must be >= 0 (0: never).")
+        if self.device not in ("auto", "cpu") and not self.device.startswith("cuda"):
+            raise ValueError(f"--run.device must be 'auto', 'cpu' or 'cuda[:N]', got '{self.device}'.")
 
 
 @dataclass(frozen=True)

@@ -76,6 +76,8 @@ def rough_eval() -> EvalCfg:
 
 def protocol(terrain_name: str) -> EvalCfg:
     """The evaluation protocol of a terrain preset ('rough' or 'flat')."""
+    if terrain_name not in ("flat", "rough"):
+        raise ValueError(f"unknown evaluation protocol '{terrain_name}'; protocols: flat, rough.")
     return rough_eval() if terrain_name == "rough" else EvalCfg()
 
 

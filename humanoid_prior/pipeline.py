@@ -34,8 +34,8 @@ class PipelineCfg:
     budget: float = 1.0
     """Scales every stage's env steps."""
     teacher_steps: int = 10_000_000
-    """Teacher training env steps at budget 1 (the flat teacher meets its tracking target within 8 M:
-    docs/results/teacher_g1_flat.json)."""
+    """Teacher training env steps at budget 1 (the flat teacher walks forward by ~6 M but has not yet met
+    its tracking target at 8 M: docs/results/teacher_g1_flat.json)."""
     student_steps: int = 5_000_000
     """Student training env steps at budget 1."""
     teacher_minutes: float | None = None
@@ -44,6 +44,9 @@ class PipelineCfg:
     """Optional wall-clock cap of the student stage (not scaled by the budget)."""
     num_envs: int = 128
     """Envs per training batch (teacher and student)."""
+    sim_threads: int = 0
+    """MuJoCo threads of each training stage (0: one per core). Results do not depend on it; use 1 when
+    two jobs share a 2-core machine, or they slow each other down several-fold."""
     teacher_data_transitions: int = 200_000
     """Teacher motion transitions recorded for the discriminator."""
     root: str = "runs/pipeline"
@@ -114,6 +117,8 @@ class Pipeline:
         from humanoid_prior.teacher import train_teacher
 
         cfg = teacher_preset(self.cfg.robot, self.cfg.terrain, num_envs=self.cfg.num_envs)
+        sim = dataclasses.replace(cfg.task.sim, nthread=self.cfg.sim_threads)
+        cfg = dataclasses.replace(cfg, task=dataclasses.replace(cfg.task, sim=sim))
         run = dataclasses.replace(cfg.run, run_dir=str(self.root), name="teacher",
                                   total_steps=self._steps(self.cfg.teacher_steps),
                                   time_limit_min=self.cfg.teacher_minutes)  # fmt: skip
@@ -134,7 +139,7 @@ class Pipeline:
         from humanoid_prior.student import train_student as train
 
         cfg = student_preset(teacher_config(self.teacher_dir), str(self.teacher_dir), "tmp")
-        sim = dataclasses.replace(cfg.task.sim, num_envs=self.cfg.num_envs)
+        sim = dataclasses.replace(cfg.task.sim, num_envs=self.cfg.num_envs, nthread=self.cfg.sim_threads)
         cfg = dataclasses.replace(
             cfg, task=dataclasses.replace(cfg.task, sim=sim),
             teacher_data=dataclasses.replace(cfg.teacher_data, transitions=self.cfg.teacher_data_transitions),

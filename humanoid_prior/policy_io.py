@@ -37,6 +37,14 @@ class LoadedPolicy:
 
     def normalise(self, obs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Each given key normalised with the training statistics and clipped as in training."""
+        for key, value in obs.items():
+            want = self.obs_mean[key].shape[-1] if key in self.obs_mean else None
+            if want is not None and np.shape(value)[-1:] != (want,):
+                raise ValueError(
+                    f"observation '{key}' has {np.shape(value)[-1:] or 'no'} values per env, but the policy "
+                    f"in {self.checkpoint} was trained on {want}: it was trained for another robot or "
+                    "observation layout (its run's config.json names both)."
+                )
         return {
             k: np.clip((v - self.obs_mean[k]) / np.sqrt(self.obs_var[k] + 1e-8), -CLIP_OBS, CLIP_OBS).astype(
                 np.float32
@@ -96,12 +104,22 @@ def load_policy(run_dir: Path) -> LoadedPolicy:
     if data["kind"] != KIND:
         raise CheckpointError(f"{path} is a '{data['kind']}' checkpoint, not a teacher or student one.")
     cfg = load_run_config(run_dir)
+    _check_robot(cfg, data, path)
     obs_sizes = {str(k): int(v) for k, v in data["obs_sizes"].items()}
     policy = MultiInputActorCriticPolicy(
         observation_space(obs_sizes), action_space(int(data["action_dim"]), cfg.task.action_clip),
         lr_schedule=lambda _: 0.0, **policy_kwargs(cfg.network),
     )  # fmt: skip
     return LoadedPolicy(cfg=cfg, **_trained(policy, data, path))
+
+
+def _check_robot(cfg: TeacherCfg | StudentCfg, data: dict[str, Any], path: Path) -> None:
+    """A checkpoint copied into another robot's run would be fed that robot's observations."""
+    if cfg.task.robot_file is None and data["robot"] != cfg.task.robot:
+        raise CheckpointError(
+            f"checkpoint {path} was trained for robot '{data['robot']}', but its run directory's config.json "
+            f"says '{cfg.task.robot}'; the checkpoint belongs to another run."
+        )
 
 
 def _trained(policy: MultiInputActorCriticPolicy, data: dict[str, Any], path: Path) -> dict[str, Any]:
@@ -121,6 +139,7 @@ def _trained(policy: MultiInputActorCriticPolicy, data: dict[str, Any], path: Pa
 
 def _load_student(run_dir: Path, path: Path, data: dict[str, Any]) -> LoadedStudent:
     cfg = load_run_config(run_dir, StudentCfg)
+    _check_robot(cfg, data, path)
     sizes = {str(k): int(v) for k, v in data["obs_sizes"].items()}
     history_len = int(data["history_len"])
     space = observation_space(

@@ -1,0 +1,174 @@
+"""Validation at every door: bad configs, robot files and foreign checkpoints get one line that names the
+field and the fix, before any simulation runs (issue 11, finding 8 and 9)."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+from conftest import Recorder
+from test_teacher import REPO, tiny_cfg
+
+from humanoid_prior.checkpoint import CheckpointError, list_checkpoints
+from humanoid_prior.config import PPOCfg, RunCfg
+from humanoid_prior.envs.batched_sim import BatchedSim, SimCfg
+from humanoid_prior.envs.model_builder import RobotModel, build_model
+from humanoid_prior.envs.randomization import DomainRandCfg, DomainRandomizer
+from humanoid_prior.envs.robots import RobotConfigError, get_robot
+from humanoid_prior.evaluation import protocol
+from humanoid_prior.policy_io import load_policy
+from humanoid_prior.teacher import train_teacher
+
+
+@pytest.mark.parametrize(
+    ("cls", "field", "value", "message"),
+    [
+        (PPOCfg, "batch_size", 0, "--ppo.batch-size must be at least 1"),
+        (PPOCfg, "n_steps", 0, "--ppo.n-steps must be at least 2"),
+        (PPOCfg, "n_epochs", 0, "--ppo.n-epochs must be at least 1"),
+        (PPOCfg, "lr_schedule", "cosine", "--ppo.lr-schedule must be"),
+        (RunCfg, "checkpoint_every", 0, "--run.checkpoint-every must be at least 1"),
+        (RunCfg, "total_steps", 0, "--run.total-steps must be at least 1"),
+        (RunCfg, "device", "tpu", "--run.device must be"),
+    ],
+)
+def test_bad_training_settings_are_refused(
+    cls: type, field: str, value: object, message: str, bad_input: Recorder
+) -> None:
+    with pytest.raises(ValueError, match=re.escape(message)) as info:
+        cls(**{field: value})
+    bad_input("training options", f"{cls.__name__}.{field} = {value!r}", info.value)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without a GPU")
+def test_asking_for_cuda_without_a_gpu_is_refused(tmp_path: Path, bad_input: Recorder) -> None:
+    cfg = tiny_cfg(tmp_path)
+    cfg = dataclasses.replace(cfg, run=dataclasses.replace(cfg.run, device="cuda"))
+    with pytest.raises(ValueError, match=r"sees no CUDA GPU; use --run\.device cpu") as info:
+        train_teacher(cfg, use_wandb=False)
+    bad_input("training options", "--run.device cuda on a machine without a GPU", info.value)
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("kp_scale", (-1.0, 1.1), "kp_scale is a factor"),
+        ("kd_scale", (0.0, 1.0), "kd_scale is a factor"),
+        ("joint_friction", (-0.1, 0.3), "joint_friction and push_vel_xy must be >= 0"),
+    ],
+)
+def test_bad_randomisation_ranges_are_refused(
+    field: str, value: Any, message: str, bad_input: Recorder
+) -> None:
+    kwargs: dict[str, Any] = {field: value}
+    with pytest.raises(ValueError, match=message) as info:
+        DomainRandCfg(**kwargs)
+    bad_input("domain randomisation", f"{field} = {value}", info.value)
+
+
+def test_added_mass_that_empties_the_base_is_refused(g1_model: RobotModel, bad_input: Recorder) -> None:
+    sim = BatchedSim(g1_model, SimCfg(num_envs=2, nthread=1), model_variants=1)
+    with pytest.raises(ValueError, match=r"would leave the .* kg base of 'g1'") as info:
+        DomainRandomizer(DomainRandCfg(added_mass=(-40.0, -30.0)), sim, np.random.default_rng(0))
+    sim.close()
+    bad_input("domain randomisation", "added_mass = (-40, -30) kg on the G1", info.value)
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("kp", float("nan"), "kp needs a finite number per joint"),
+        ("kp", "a", "kp needs a finite number per joint; got left_hip_pitch_joint='a'"),
+        ("torque_limits", 0.0, "torque_limits is 0"),
+    ],
+)
+def test_bad_robot_numbers_are_refused(field: str, value: object, message: str, bad_input: Recorder) -> None:
+    robot = get_robot("g1")
+    values = list(getattr(robot, field))
+    values[0] = value
+    changes: dict[str, Any] = {field: tuple(values)}
+    with pytest.raises(RobotConfigError, match=message) as info:
+        dataclasses.replace(robot, **changes)
+    bad_input("robot description", f"{field}: [{value!r}, ...]", info.value)
+
+
+def test_a_default_pose_outside_the_joint_range_is_refused(bad_input: Recorder) -> None:
+    robot = get_robot("g1")
+    pose = list(robot.default_joint_pos)
+    pose[robot.actuated_joints.index("left_knee_joint")] = -1.0  # the knee bends one way only
+    with pytest.raises(
+        RobotConfigError, match="default_joint_pos lies outside the MJCF joint range for left_knee"
+    ) as info:
+        build_model(dataclasses.replace(robot, default_joint_pos=tuple(pose)))
+    bad_input("robot description", "default pose with the knee at -1 rad", info.value)
+
+
+def test_an_unknown_evaluation_protocol_is_refused(bad_input: Recorder) -> None:
+    with pytest.raises(
+        ValueError, match="unknown evaluation protocol 'hilly'; protocols: flat, rough"
+    ) as info:
+        protocol("hilly")
+    bad_input("commands", "train.py eval --protocol hilly", info.value)
+
+
+def test_a_foreign_checkpoint_is_named_by_every_loader(tmp_path: Path, bad_input: Recorder) -> None:
+    run_dir = train_teacher(tiny_cfg(tmp_path), use_wandb=False)
+    # The same checkpoint in a run whose config names another robot (a file copied between runs).
+    other = tmp_path / "other"
+    shutil.copytree(run_dir, other)
+    config = json.loads((other / "config.json").read_text())
+    config["task"]["robot"] = "h1"
+    (other / "config.json").write_text(json.dumps(config))
+    with pytest.raises(
+        CheckpointError, match=r"trained for robot 'g1', but its run directory's config\.json"
+    ) as info:
+        load_policy(other)
+    bad_input("checkpoints", "a G1 checkpoint in a run whose config says H1", info.value)
+    # Observations of the wrong size (another robot's env) fed to a loaded policy.
+    policy = load_policy(run_dir)
+    width = policy.obs_mean["privileged"].shape[-1]
+    with pytest.raises(
+        ValueError, match=f"has \\(\\d+,\\) values per env, but the policy .* trained on {width}"
+    ) as size_info:
+        policy({"privileged": np.zeros((2, width - 3), dtype=np.float32)})
+    bad_input("checkpoints", "observations 3 values short fed to a loaded policy", size_info.value)
+
+
+def test_the_cli_names_a_foreign_checkpoint_and_a_wrong_run_kind(tmp_path: Path, bad_input: Recorder) -> None:
+    run_dir = train_teacher(tiny_cfg(tmp_path), use_wandb=False)
+    config = json.loads((run_dir / "config.json").read_text())
+    config["task"]["robot"] = "h1"
+    (run_dir / "config.json").write_text(json.dumps(config))
+    for command in (["eval", "--run"], ["export", "--run"], ["play", "--run"], ["student", "--teacher"]):
+        result = subprocess.run([sys.executable, str(REPO / "train.py"), *command, str(run_dir), "--no-wandb"]
+                                if command[0] == "student" else
+                                [sys.executable, str(REPO / "train.py"), *command, str(run_dir)],
+                                cwd=REPO, capture_output=True, text=True)  # fmt: skip
+        assert result.returncode == 1, (command, result.stderr[-1500:])
+        assert result.stderr.strip().splitlines()[-1].startswith("error: checkpoint"), (
+            command,
+            result.stderr,
+        )
+        assert "trained for robot 'g1'" in result.stderr
+        bad_input("commands", f"train.py {' '.join(command)} <run with a foreign checkpoint>", result.stderr)
+    # A teacher run given to `student --resume` names the kind, not a missing config field.
+    config["task"]["robot"] = "g1"
+    (run_dir / "config.json").write_text(json.dumps(config))
+    result = subprocess.run([sys.executable, str(REPO / "train.py"), "student", "--resume", str(run_dir),
+                             "--no-wandb"], cwd=REPO, capture_output=True, text=True)  # fmt: skip
+    assert result.returncode == 1
+    assert result.stderr.strip() == (
+        f"error: {run_dir} is a teacher run, not a student run; continue it with "
+        f"`train.py teacher --resume {run_dir}`."
+    )
+    assert list_checkpoints(run_dir / "checkpoints"), "nothing was deleted"
+    bad_input("commands", "train.py student --resume <teacher run>", result.stderr)
