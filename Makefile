@@ -9,7 +9,7 @@ STAMP := $(VENV)/.setup-stamp
 TORCH_VERSION ?= 2.13.0
 TYPECHECK_TREE := build/typecheck
 
-.PHONY: setup test check bench bench-teacher-flat bench-teacher-levers bench-teacher-rough bench-students train clean
+.PHONY: setup test check bench bench-teacher-flat bench-teacher-levers bench-teacher-rough bench-students docs-reliability train clean
 
 setup: $(STAMP)
 
@@ -57,6 +57,11 @@ bench-students: setup
 
 # The main job: teacher -> teacher data -> student -> eval -> export (G1; `train.py pipeline --help`).
 # Resumable: run it again after an interruption. Rendering is headless (EGL).
+# docs/reliability.md: every bad input the reliability tests try and what it gets (~4 min).
+docs-reliability: setup
+	HUMANOID_PRIOR_RELIABILITY_DOC=docs/reliability.md $(PY) -m pytest -q \
+		tests/test_validation.py tests/test_run_safety.py tests/test_runtime_safety.py
+
 train: setup
 	MUJOCO_GL=egl $(PY) train.py pipeline
 

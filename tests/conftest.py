@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import functools
+import os
 from collections.abc import Callable
 
 import pytest
@@ -23,3 +24,31 @@ def built() -> Callable[[str], RobotModel]:
 @pytest.fixture
 def g1_model() -> RobotModel:
     return _build("g1")
+
+
+Recorder = Callable[[str, str, object], None]
+"""`bad_input(door, given, got)`: a bad input a test tried and what it got (message or exception)."""
+
+_BAD_INPUTS: list[tuple[str, str, str]] = []
+_BAD_INPUT_TESTS: set[str] = set()
+
+
+@pytest.fixture
+def bad_input(request: pytest.FixtureRequest) -> Recorder:
+    """Record (door, bad input, what it got) for docs/reliability.md (see tests/reliability_doc.py)."""
+
+    def record(door: str, given: str, got: object) -> None:
+        text = got if isinstance(got, str) else f"{type(got).__name__}: {got}"
+        _BAD_INPUTS.append((door, given, text))
+        _BAD_INPUT_TESTS.add(request.path.name)
+
+    return record
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """With HUMANOID_PRIOR_RELIABILITY_DOC set and every test passed, write the reliability table."""
+    out = os.environ.get("HUMANOID_PRIOR_RELIABILITY_DOC")
+    if out and exitstatus == 0 and _BAD_INPUTS:
+        from reliability_doc import write
+
+        write(out, _BAD_INPUTS, sorted(_BAD_INPUT_TESTS))
