@@ -16,7 +16,8 @@ from humanoid_prior.envs.history import FrameHistory
 from humanoid_prior.envs.sb3_vec_env import action_space, observation_space
 from humanoid_prior.policies.actor_critic import policy_kwargs
 from humanoid_prior.policies.student_policy import StudentPolicy
-from humanoid_prior.training import KIND, load_run_config
+from humanoid_prior.runs import load_run_config
+from humanoid_prior.training import KIND
 
 CLIP_OBS = 10.0
 """Normalised observations are clipped to ±this (as VecNormalize does in training)."""

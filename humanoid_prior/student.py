@@ -32,14 +32,12 @@ from humanoid_prior.policies.discriminator import MotionDiscriminator, gradient_
 from humanoid_prior.policies.student_policy import StudentPolicy
 from humanoid_prior.policy_io import load_policy
 from humanoid_prior.ppo import PPO
+from humanoid_prior.runs import load_run_config, new_run_dir, pin_robot, resume_point
 from humanoid_prior.student_env import StudentVecEnv
 from humanoid_prior.teacher_data import load_or_record
 from humanoid_prior.training import (
     TrainingSession,
     learning_rate_schedule,
-    load_run_config,
-    new_run_dir,
-    resume_point,
     run_session,
     seed_everything,
 )
@@ -294,6 +292,7 @@ def train_student(cfg: StudentCfg, resume: Path | None = None, use_wandb: bool =
         start_from = resume_point(run_dir)
     else:
         run_dir = new_run_dir(cfg, f"{cfg.method}_{KIND}")
+        cfg = pin_robot(cfg, run_dir)
         start_from = None
     seed_everything(cfg.run.seed)
     session = StudentSession(cfg, run_dir, resume_from=start_from)

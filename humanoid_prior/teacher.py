@@ -5,11 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from humanoid_prior.config import TeacherCfg
+from humanoid_prior.runs import load_run_config, new_run_dir, pin_robot, resume_point
 from humanoid_prior.training import (
     TrainingSession,
-    load_run_config,
-    new_run_dir,
-    resume_point,
     run_session,
     seed_everything,
 )
@@ -23,6 +21,7 @@ def train_teacher(cfg: TeacherCfg, resume: Path | None = None, use_wandb: bool =
         start_from = resume_point(run_dir)
     else:
         run_dir = new_run_dir(cfg)
+        cfg = pin_robot(cfg, run_dir)
         start_from = None
     seed_everything(cfg.run.seed)
     session = TrainingSession(cfg, run_dir, resume_from=start_from)

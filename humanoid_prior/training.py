@@ -28,19 +28,17 @@ from stable_baselines3.common.vec_env import VecNormalize
 
 from humanoid_prior.checkpoint import (
     checkpoint_path,
-    latest_checkpoint,
-    list_checkpoints,
     load_checkpoint,
     prune_checkpoints,
     save_checkpoint,
 )
-from humanoid_prior.config import PPOCfg, TeacherCfg, to_dict
-from humanoid_prior.config_io import from_dict
+from humanoid_prior.config import PPOCfg, to_dict
 from humanoid_prior.envs.locomotion import LocomotionEnv
 from humanoid_prior.envs.sb3_vec_env import LocomotionVecEnv
 from humanoid_prior.monitoring import WandbRun, rollout_frames, write_run_metadata, write_video
 from humanoid_prior.policies.actor_critic import policy_kwargs
 from humanoid_prior.ppo import PPO, AdaptiveLR
+from humanoid_prior.runs import robot_description
 from humanoid_prior.symmetry import Mirror
 
 KIND = "teacher"
@@ -130,6 +128,7 @@ class TrainingSession:
         return {
             "kind": self.kind,
             "robot": self.env.robot.name,
+            "robot_description": robot_description(self.env.robot),
             "obs_sizes": dict(self.env.obs_sizes),
             "action_dim": self.env.num_joints,
             "config": to_dict(self.cfg),
@@ -332,50 +331,6 @@ def run_logger(run_dir: Path) -> Logger:
         TensorBoardOutputFormat(str(run_dir)),
     ]
     return Logger(str(run_dir), formats)
-
-
-def new_run_dir(cfg: Any, kind: str = KIND) -> Path:
-    """runs/<name>, the name defaulting to <robot>_<terrain>_<kind>_<date-time>; never an existing run's.
-
-    Reusing a directory would overwrite its config and, as checkpoint pruning keeps the highest
-    iteration numbers, delete every new checkpoint as soon as it is written.
-    """
-    name = cfg.run.name or f"{cfg.task.robot}_{cfg.terrain_name}_{kind}_{time.strftime('%Y%m%d-%H%M%S')}"
-    run_dir = Path(cfg.run.run_dir) / name
-    if run_dir.exists() and any(run_dir.iterdir()):
-        raise FileExistsError(
-            f"run directory {run_dir} already exists; continue it with --resume {run_dir} "
-            "or choose another --run.name."
-        )
-    return run_dir
-
-
-def resume_point(run_dir: Path) -> Path | None:
-    """The checkpoint a resumed run (a directory with a config.json) starts from.
-
-    None when the run was stopped before its first checkpoint, which loses nothing.
-    """
-    directory = run_dir / "checkpoints"
-    if list_checkpoints(directory):
-        return latest_checkpoint(directory)
-    print(f"{run_dir} stopped before its first checkpoint: it starts again from step 0.")
-    return None
-
-
-def load_run_config(run_dir: Path, cls: type = TeacherCfg) -> Any:
-    """The config a run directory was started with."""
-    path = run_dir / "config.json"
-    if not path.is_file():
-        raise FileNotFoundError(f"{run_dir} has no config.json; is it a run directory?")
-    data = json.loads(path.read_text())
-    kind = "student" if "teacher" in data else "teacher"  # only a student's config names its teacher
-    want = "student" if "teacher" in {f.name for f in dataclasses.fields(cls)} else "teacher"
-    if kind != want:
-        raise ValueError(
-            f"{run_dir} is a {kind} run, not a {want} run; "
-            f"continue it with `train.py {kind} --resume {run_dir}`."
-        )
-    return from_dict(cls, data)
 
 
 def seed_everything(seed: int) -> None:
