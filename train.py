@@ -3,6 +3,7 @@
 
     python train.py teacher                          # G1 teacher on the rough curriculum (default preset)
     python train.py teacher --preset g1_flat         # G1 on flat ground, 10 M env steps
+    python train.py teacher --robot-file my_robot.yaml --terrain flat   # a robot of your own
     python train.py teacher --ppo.learning-rate 3e-4 --task.sim.num-envs 128   # any field overrides
     python train.py teacher --resume runs/<run>      # continue a run from its last checkpoint
     python train.py teacher-data --run runs/<teacher> # record the teacher's motion for the discriminator
@@ -89,10 +90,23 @@ def split_flags(
 
 
 def teacher(argv: list[str]) -> None:
-    """`train.py teacher [--preset NAME] [--resume RUN_DIR] [--no-wandb] [config overrides]`."""
+    """`train.py teacher [--preset NAME] [--resume RUN_DIR] [--no-wandb] [config overrides]`.
+
+    `--robot-file FILE [--terrain flat|rough]` instead of `--preset`: a robot of the user's own.
+    """
     from humanoid_prior.teacher import train_teacher
 
-    flags, rest = split_flags(argv, valued=("--preset", "--resume"), switches=("--no-wandb",))
+    flags, rest = split_flags(
+        argv, valued=("--preset", "--resume", "--robot-file", "--terrain"), switches=("--no-wandb",)
+    )
+    if "--robot-file" in flags:  # a user's robot: its own preset, named after the robot in the file
+        if "--preset" in flags:
+            raise SystemExit("error: --robot-file makes its own preset; choose the ground with --terrain.")
+        terrain = flags.get("--terrain", "flat")
+        PRESETS[f"file_{terrain}"] = functools.partial(
+            teacher_preset, terrain=terrain, robot_file=flags["--robot-file"]
+        )
+        flags["--preset"] = f"file_{terrain}"
     preset = flags.get("--preset", "g1_rough")
     resume = Path(flags["--resume"]) if "--resume" in flags else None
     use_wandb = "--no-wandb" not in flags

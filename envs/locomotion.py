@@ -11,6 +11,7 @@ Time-outs are truncations, reported apart from failures, so that PPO bootstraps 
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import numpy as np
@@ -21,8 +22,8 @@ from .curriculum import TerrainCurriculum
 from .model_builder import build_model
 from .observations import ObservationManager, motion_features
 from .randomization import DomainRandomizer
-from .rewards import RewardManager, feet_in_contact
-from .robots import select_robot
+from .rewards import RewardCfg, RewardManager, feet_in_contact
+from .robots import RobotCfg, select_robot
 from .task_cfg import TaskCfg
 from .task_state import TaskState
 from .terrain import Terrain, generate_terrain
@@ -65,7 +66,7 @@ class LocomotionEnv:
         self.curriculum = (
             TerrainCurriculum(cfg.curriculum, self.terrain, n, self.rng) if self.terrain is not None else None
         )
-        self.rewards = RewardManager(cfg.rewards, n, self.dt)
+        self.rewards = RewardManager(robot_rewards(cfg.rewards, self.robot), n, self.dt)
 
         self.actions = np.zeros((n, j))
         self.last_actions = np.zeros((n, j))
@@ -334,3 +335,11 @@ class LocomotionEnv:
     def observe(self) -> dict[str, np.ndarray]:
         """The observation groups of the current state (float32 copies); step and reset return this."""
         return {g: v.copy() for g, v in self.observations.compute(self.state).items()}
+
+
+def robot_rewards(cfg: RewardCfg, robot: RobotCfg) -> RewardCfg:
+    """`cfg` with its robot-dependent targets taken from the robot actually loaded (unless set)."""
+    if cfg.params.base_height_target is not None:
+        return cfg
+    params = dataclasses.replace(cfg.params, base_height_target=robot.nominal_base_height)
+    return dataclasses.replace(cfg, params=params)

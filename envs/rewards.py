@@ -26,8 +26,8 @@ class RewardParams:
 
     tracking_sigma: float = 0.25
     """Width of the tracking kernels: exp(-err² / tracking_sigma)."""
-    base_height_target: float = 0.78
-    """Target base height above the terrain (m)."""
+    base_height_target: float | None = None
+    """Target base height above the terrain (m); None: the loaded robot's `nominal_base_height`."""
     swing_height_target: float = 0.08
     """Target foot height above the terrain while the foot is in the air (m)."""
     stance_phase_fraction: float = 0.55
@@ -42,6 +42,8 @@ class RewardParams:
     """A foot stumbles when its horizontal contact force exceeds this multiple of the vertical one."""
 
     def __post_init__(self) -> None:
+        if self.base_height_target is not None and not self.base_height_target > 0:
+            raise ValueError(f"base_height_target must be > 0 m (or None), got {self.base_height_target}")
         if self.tracking_sigma <= 0:
             raise ValueError(f"tracking_sigma must be > 0, got {self.tracking_sigma}")
         if not 0 < self.stance_phase_fraction < 1:
@@ -294,6 +296,11 @@ class RewardManager:
     """Sums the weighted active terms each step and keeps their per-episode sums for logging."""
 
     def __init__(self, cfg: RewardCfg, num_envs: int, dt: float) -> None:
+        if cfg.params.base_height_target is None and cfg.weights.get("base_height", 0.0) != 0.0:
+            raise ValueError(
+                "RewardParams.base_height_target is None (the loaded robot's height, which LocomotionEnv "
+                "fills in); give a value to use a RewardManager on its own."
+            )
         self.cfg = cfg
         self.num_envs = num_envs
         self.dt = dt

@@ -14,8 +14,8 @@ from .commands import CommandCfg
 from .curriculum import CurriculumCfg
 from .observations import ObsGroupCfg, default_groups
 from .randomization import DomainRandCfg
-from .rewards import RewardCfg, RewardParams
-from .robots import ROBOTS, get_robot
+from .rewards import RewardCfg
+from .robots import ROBOTS, select_robot
 from .terrain import TerrainCfg
 
 
@@ -94,18 +94,23 @@ TERRAIN_PRESETS = ("flat", "rough")
 """Terrain variants every robot has."""
 
 
-def task_preset(robot: str = "g1", terrain: str = "rough", num_envs: int = 64) -> TaskCfg:
-    """The task for a built-in robot on "flat" (a plane) or "rough" (the tile curriculum)."""
+def task_preset(
+    robot: str = "g1", terrain: str = "rough", num_envs: int = 64, robot_file: str | None = None
+) -> TaskCfg:
+    """The task for a robot (built-in, or the description in `robot_file`) on "flat" or "rough".
+
+    "flat" is a plane, "rough" the tile curriculum. Robot-dependent targets (the base height) come from
+    the robot the env loads.
+    """
     if terrain not in TERRAIN_PRESETS:
         raise ValueError(f"unknown terrain preset '{terrain}'; known presets: {', '.join(TERRAIN_PRESETS)}.")
-    robot_cfg = get_robot(robot)
-    rewards = RewardCfg(params=RewardParams(base_height_target=robot_cfg.nominal_base_height))
+    name = select_robot(robot, robot_file).name
     flat = terrain == "flat"
     return TaskCfg(
-        robot=robot,
+        robot=name,
+        robot_file=robot_file,
         terrain=None if flat else TerrainCfg(),
         sim=SimCfg(num_envs=num_envs),
-        rewards=rewards,
         curriculum=CurriculumCfg(enabled=not flat),
         scan=FLAT_SCAN if flat else ScanCfg(),
     )

@@ -10,6 +10,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
+from humanoid_prior.envs.robots import select_robot
 from humanoid_prior.envs.task_cfg import TaskCfg, task_preset
 from humanoid_prior.policies.actor_critic import NetworkCfg
 from humanoid_prior.policies.discriminator import DiscriminatorCfg
@@ -136,9 +137,16 @@ class TeacherCfg:
     """Terrain preset name ('flat' or 'rough'), used in the run name and evaluation."""
 
 
-def teacher_preset(robot: str = "g1", terrain: str = "rough", num_envs: int = 128) -> TeacherCfg:
-    """A teacher run for a built-in robot on a terrain preset."""
-    return TeacherCfg(task=task_preset(robot, terrain, num_envs), terrain_name=terrain)
+def teacher_preset(
+    robot: str = "g1", terrain: str = "rough", num_envs: int = 128, robot_file: str | None = None
+) -> TeacherCfg:
+    """A teacher run for a robot (built-in, or a description file) on a terrain preset.
+
+    Symmetry augmentation is on where the robot has a mirror map (`RobotCfg.mirror_joints`).
+    """
+    task = task_preset(robot, terrain, num_envs, robot_file)
+    mirror = bool(select_robot(robot, robot_file).mirror_joints)
+    return TeacherCfg(task=task, terrain_name=terrain, ppo=PPOCfg(symmetry=mirror))
 
 
 def g1_flat() -> TeacherCfg:

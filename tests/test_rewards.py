@@ -16,7 +16,9 @@ from humanoid_prior.envs.rewards import (
 )
 from humanoid_prior.envs.task_state import TaskState
 
-P = RewardParams()  # sigma 0.25, height 0.78, swing 0.08, stance 0.55, soft 0.9, air 0.4, stumble 4
+P = RewardParams(
+    base_height_target=0.78
+)  # sigma 0.25, height 0.78, swing 0.08, stance 0.55, soft 0.9, air 0.4, stumble 4
 
 
 def make_state(n: int = 2, j: int = 2, f: int = 2, **overrides: Any) -> TaskState:
@@ -361,7 +363,7 @@ def test_default_g1_manager_on_a_standing_state():
     #   gait_contact: left phase 0 and right phase 0.5 are both stance (< 0.55), no contact -> 0 matches
     #   feet_swing_height: -20 * 2 * (0 - 0.08)² = -20 * 0.0128 = -0.256
     # total = (1.0 + 0.5 + 0.15 - 0.256) * 0.02 = 1.394 * 0.02 = 0.02788
-    mgr = RewardManager(RewardCfg(), num_envs=2, dt=0.02)
+    mgr = RewardManager(RewardCfg(params=P), num_envs=2, dt=0.02)
     assert "torque_limits" not in mgr.term_names and "tracking_lin_vel" in mgr.term_names
     np.testing.assert_allclose(mgr.compute(make_state()), [0.02788, 0.02788])
     assert mgr.last_terms["gait_contact"] == pytest.approx([0.0, 0.0])

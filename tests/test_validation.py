@@ -172,3 +172,56 @@ def test_the_cli_names_a_foreign_checkpoint_and_a_wrong_run_kind(tmp_path: Path,
     )
     assert list_checkpoints(run_dir / "checkpoints"), "nothing was deleted"
     bad_input("commands", "train.py student --resume <teacher run>", result.stderr)
+
+
+def test_robot_dependent_targets_come_from_the_robot_loaded() -> None:
+    """`--task.robot h1` on the G1's preset trains towards the H1's base height, not the G1's 0.78 m."""
+    from humanoid_prior.envs.locomotion import LocomotionEnv
+    from humanoid_prior.envs.task_cfg import g1_flat
+
+    task = g1_flat(num_envs=2)
+    env = LocomotionEnv(dataclasses.replace(task, robot="h1", sim=SimCfg(num_envs=2, nthread=1)), seed=0)
+    assert env.rewards.cfg.params.base_height_target == get_robot("h1").nominal_base_height == 1.01
+    env.close()
+
+
+def test_a_robot_file_gets_its_own_preset_and_run_name(tmp_path: Path) -> None:
+    import yaml
+
+    from humanoid_prior.runs import robot_description
+
+    mine = {**robot_description(get_robot("berkeley_humanoid")), "name": "mybot", "nominal_base_height": 0.5}
+    (tmp_path / "mybot.yaml").write_text(yaml.safe_dump(mine))
+    args = [sys.executable, str(REPO / "train.py"), "teacher", "--robot-file", str(tmp_path / "mybot.yaml"),
+            "--no-wandb", "--task.sim.num-envs", "4", "--task.sim.nthread", "1", "--ppo.n-steps", "8",
+            "--ppo.batch-size", "16", "--ppo.n-epochs", "1", "--run.total-steps", "32",
+            "--run.video-every", "0", "--run.no-progress-bar",
+            "--run.run-dir", str(tmp_path / "runs")]  # fmt: skip
+    result = subprocess.run(args, cwd=REPO, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-2000:]
+    (run_dir,) = (tmp_path / "runs").iterdir()
+    assert run_dir.name.startswith("mybot_flat_teacher_")
+    policy = load_policy(run_dir)
+    assert policy.cfg.task.robot == "mybot" and policy.cfg.task.terrain is None
+    assert not policy.cfg.ppo.symmetry, "no mirror map in the file: no mirror augmentation"
+    from humanoid_prior.envs.locomotion import LocomotionEnv
+
+    env = LocomotionEnv(dataclasses.replace(policy.cfg.task, sim=SimCfg(num_envs=2, nthread=1)), seed=0)
+    assert env.rewards.cfg.params.base_height_target == 0.5
+    env.close()
+
+
+def test_the_robot_check_reports_time_up_and_catches_weak_gains(bad_input: Recorder) -> None:
+    """G1 at a tenth of its gains buckles at the knees within 1 s; the 0.5 s drop test called it ok."""
+    from humanoid_prior.robot_check import drop_test
+
+    g1 = get_robot("g1")
+    held = drop_test(build_model(g1), 3.0)
+    assert 0.5 < held.stayed_up_s < 3.0  # a held pose topples as a rigid body: reported, not failed
+    assert held.verdict(g1.nominal_base_height, 3.0).startswith("ok: landed and held the pose")
+    weak = dataclasses.replace(g1, kp=tuple(k / 10 for k in g1.kp))
+    drop = drop_test(build_model(weak), 3.0)
+    verdict = drop.verdict(weak.nominal_base_height, 3.0)
+    assert verdict.startswith("sagged to") and "gains are too weak" in verdict
+    assert drop.base_height[drop.times <= 0.5].min() > 0.8 * weak.nominal_base_height, "fine at 0.5 s"
+    bad_input("robot description", "G1 with a tenth of its kp (train.py robot)", verdict)
