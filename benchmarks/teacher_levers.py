@@ -53,6 +53,10 @@ LEVERS: dict[str, tuple[str, list[str]]] = {
         ["ppo.lr_schedule=linear"],
     ),
     "init_std": ("initial action std 0.6 (off: 1.0)", ["network.init_noise_std=1.0"]),
+    "desired_kl": (
+        "adaptive rate aiming at KL 0.02 after the update (off: 0.01, the default until 2026-12-02)",
+        ["ppo.desired_kl=0.01"],
+    ),
 }
 """Lever name -> (what it is, the override that turns it off)."""
 
@@ -106,11 +110,18 @@ def report(steps: int) -> str:
         "|---|---|---|",
     ]
     commands = [baseline["command"]]
+    base_kl = baseline["config"]["ppo"]["desired_kl"]
     for name, (what, _) in LEVERS.items():
         path = RESULTS / f"lever_{name}.json"
-        off = at_steps(json.loads(path.read_text()), steps) if path.exists() else {}
+        off = {}
         if path.exists():
-            commands.append(json.loads(path.read_text())["command"])
+            result = json.loads(path.read_text())
+            off = at_steps(result, steps)
+            commands.append(result["command"])
+            kl = result.get("config", {}).get("ppo", {}).get("desired_kl")
+            if name != "desired_kl" and kl is not None and kl != base_kl:
+                # Measured against an older default: its "off" differs from today's default in two levers.
+                what += f" *(off runs made with desired_kl {kl}: compare with that row's off column)*"
         lines.append(f"| {what} | {cell(on)} | {cell(off)} |")
     lines += ["", "Made by `python benchmarks/teacher_levers.py --report-only --steps "
               f"{steps}` from:", ""] + [f"- `{c}`" for c in commands]  # fmt: skip
