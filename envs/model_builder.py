@@ -157,9 +157,16 @@ def _set_collisions(spec: mujoco.MjSpec, robot: RobotCfg) -> None:
             raise _missing("body", name, "collision_bodies", bodies, robot)
     bits = _GROUND_BIT | _ROBOT_BIT if robot.self_collisions else _ROBOT_BIT
     affinity = _GROUND_BIT | _ROBOT_BIT if robot.self_collisions else _GROUND_BIT
+    geoms = _names(spec.geoms)
+    for name in robot.contact_geoms:
+        if name not in geoms:
+            raise _missing("geom", name, "contact_geoms", geoms, robot)
     base = spec.body(robot.base_body)
     for body in [base, *base.find_all(mujoco.mjtObj.mjOBJ_BODY)]:
         for geom in body.geoms:
+            if geom.name in robot.contact_geoms:
+                geom.contype, geom.conaffinity = bits, affinity  # an explicit <pair> in the MJCF's scene
+                continue
             if not (geom.contype or geom.conaffinity):
                 continue  # visual-only geom
             if keep is None or body.name in keep:

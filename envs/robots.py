@@ -75,6 +75,11 @@ class RobotCfg:
     the opposite way (roll, yaw)."""
     self_collisions: bool = False
     """Let the robot's bodies collide with each other (off: only robot-ground contacts, as in legged_gym)."""
+    contact_geoms: tuple[str, ...] = ()
+    """Geoms that touch the ground although the MJCF turns their collisions off (contype = conaffinity =
+    0): models that declare their contacts as explicit <pair>s with their scene's floor (Apptronik
+    Apollo's soles) get them with the terrain the builder adds. The pairs' own friction and solver
+    settings are not carried over: the builder's ground contact applies."""
 
     def __post_init__(self) -> None:
         """Check the per-joint lists have one entry per actuated joint (validation only, no rewriting)."""
@@ -319,6 +324,7 @@ _TUPLE_FIELDS = (
     "hip_splay_joints",
     "mirror_joints",
     "mirror_joint_signs",
+    "contact_geoms",
 )
 
 
