@@ -57,10 +57,10 @@ bench-students: setup
 
 # The main job: teacher -> teacher data -> student -> eval -> export (G1; `train.py pipeline --help`).
 # Resumable: run it again after an interruption. Rendering is headless (EGL).
-# docs/reliability.md: every bad input the reliability tests try and what it gets (~4 min).
+# docs/reliability.md: every bad input the reliability tests try and what it gets (~4 min on 2 cores).
 docs-reliability: setup
 	HUMANOID_PRIOR_RELIABILITY_DOC=docs/reliability.md $(PY) -m pytest -q \
-		tests/test_validation.py tests/test_run_safety.py tests/test_runtime_safety.py
+		tests/test_validation.py tests/test_run_safety.py tests/test_runtime_safety.py tests/test_example_robots.py
 
 train: setup
 	MUJOCO_GL=egl $(PY) train.py pipeline

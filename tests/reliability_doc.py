@@ -42,7 +42,9 @@ def write(path: str | Path, rows: list[tuple[str, str, str]], tests: list[str]) 
     for door, given, got in rows:
         if (given, got) not in by_door[door]:
             by_door[door].append((given, got))
-    lines = [HEADER.format(machine=f"{platform.machine()}, Python {platform.python_version()}")]
+    from humanoid_prior.monitoring import machine
+
+    lines = [HEADER.format(machine=f"{machine()}, Python {platform.python_version()}")]
     lines.append(f"Tests: {', '.join(sorted(tests))}.\n")
     for door in sorted(by_door):
         lines += [f"## {door}\n", "| bad input | what it gets |", "|---|---|"]
