@@ -220,6 +220,7 @@ class MonitorCallback(BaseCallback):
         self._video_env: LocomotionEnv | None = None
         self._next_eval: int | None = None
         self._rollout_pending = False
+        self._collected = False
         self.stop_reason: str | None = None
         """Why training stopped before its step budget ('time limit', 'SIGTERM', ...), else None."""
 
@@ -256,6 +257,7 @@ class MonitorCallback(BaseCallback):
         """The previous rollout's update is done: checkpoint, video and evaluation see the new policy."""
         s = self.session
         s.trained_steps = int(self.num_timesteps)
+        self._collected = True
         if not self._rollout_pending:
             return
         self._rollout_pending = False
@@ -272,10 +274,12 @@ class MonitorCallback(BaseCallback):
         That rollout is evaluated if an evaluation is due; the final checkpoint follows in `run_session`.
         """
         if self.stop_reason is None:
-            self.session.trained_steps = int(self.num_timesteps)
+            # The model's count: this callback's own is only kept while `learn` runs (0 if it did not).
+            self.session.trained_steps = int(self.session.model.num_timesteps)
             if self._rollout_pending:
                 self.maybe_evaluate()
-        self.session.trained_seconds = self._elapsed()
+        if self._collected:  # a resume with nothing left to train adds no training time
+            self.session.trained_seconds = self._elapsed()
 
     def maybe_evaluate(self) -> None:
         """Run the evaluation protocol each time `eval_every_steps` more env steps were taken.

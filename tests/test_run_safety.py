@@ -205,3 +205,15 @@ def test_a_run_keeps_its_robot_file_by_content(tmp_path: Path, capsys: pytest.Ca
     assert load_checkpoint(policy.checkpoint)["robot_description"] == robot_description(original)
     user_file.unlink()  # a moved or deleted original: the run still loads, resumes and exports
     assert load_policy(run_dir).cfg.task.robot_file == str((run_dir / "robot.yaml").resolve())
+
+
+def test_resuming_a_finished_run_keeps_its_step_count(tmp_path: Path) -> None:
+    """Nothing left to train: the final checkpoint written again must still count every step."""
+    cfg = tiny_cfg(tmp_path)
+    run_dir = train_teacher(cfg, use_wandb=False)
+    before = load_checkpoint(list_checkpoints(run_dir / "checkpoints")[-1])
+    train_teacher(cfg, resume=run_dir, use_wandb=False)
+    after = load_checkpoint(list_checkpoints(run_dir / "checkpoints")[-1])
+    assert after["num_timesteps"] == before["num_timesteps"] == 64
+    assert after["iteration"] == before["iteration"]
+    assert after["trained_seconds"] == before["trained_seconds"]
