@@ -174,7 +174,8 @@ class Pipeline:
 
 
 def report(cfg: PipelineCfg, state: dict[str, Any], command: str) -> dict[str, Any]:
-    """The pipeline's result as a JSON-able summary (what `PipelineCfg.report` writes)."""
+    """The pipeline's result as a JSON-able summary (what `PipelineCfg.report` writes): per stage its
+    minutes and env steps; per policy the evaluation summary and its per-command table."""
     from humanoid_prior.config import to_dict
     from humanoid_prior.monitoring import machine
 
@@ -193,6 +194,10 @@ def report(cfg: PipelineCfg, state: dict[str, Any], command: str) -> dict[str, A
     }
     for name, summary in stages["eval"]["result"].items():
         out[name] = {k: summary[k] for k in keys}
+        evaluation = Path(cfg.root) / name / "eval.json"
+        if evaluation.is_file():
+            table = json.loads(evaluation.read_text())["table"]
+            out[name]["table"] = {cell: {k: row[k] for k in keys} for cell, row in table.items()}
     return out
 
 

@@ -32,9 +32,13 @@ def test_pipeline_runs_every_stage_once_and_skips_them_when_done(
     summary = report(cfg, state, "make train")
     assert summary["stages"]["teacher"]["env_steps"] == 512 and summary["budget"] == 0.5
     assert set(summary["student"]) >= {"lin_vel_error", "yaw_rate_error", "fall_rate", "return"}
+    table = summary["student"].pop("table")
     assert summary["student"] == {
         k: state["stages"]["eval"]["result"]["student"][k] for k in summary["student"]
     }
+    assert list(table) == [f"flat/cmd={c}" for c in ((-0.5, 0.0, 0.0), (0.0, 0.0, 0.0), (0.5, 0.0, 0.0),
+                                                     (1.0, 0.0, 0.0))]  # fmt: skip
+    assert set(table["flat/cmd=(0.5, 0.0, 0.0)"]) == set(summary["student"])
     text = summary_text(state)
     assert "exported policy" in text and "student" in text and "teacher" in text
 
