@@ -174,8 +174,10 @@ class Pipeline:
 
 
 def report(cfg: PipelineCfg, state: dict[str, Any], command: str) -> dict[str, Any]:
-    """The pipeline's result as a JSON-able summary (what `PipelineCfg.report` writes): per stage its
-    minutes and env steps; per policy the evaluation summary and its per-command table."""
+    """The pipeline's result as a JSON-able summary (what `PipelineCfg.report` writes).
+
+    Per stage its minutes and env steps; per policy the evaluation summary and its per-command table.
+    """
     from humanoid_prior.config import to_dict
     from humanoid_prior.monitoring import machine
 
