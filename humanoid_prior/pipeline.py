@@ -34,7 +34,7 @@ class PipelineCfg:
     budget: float = 1.0
     """Scales every stage's env steps."""
     teacher_steps: int = 10_000_000
-    """Teacher training env steps at budget 1 (the flat teacher walks forward by ~6 M but has not yet met
+    """Teacher training env steps at budget 1 (the flat teacher walks forward from ~5 M but has not yet met
     its tracking target at 8 M: docs/results/teacher_g1_flat.json)."""
     student_steps: int = 5_000_000
     """Student training env steps at budget 1."""
