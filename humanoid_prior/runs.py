@@ -17,7 +17,7 @@ from typing import Any
 import yaml
 
 from humanoid_prior.checkpoint import latest_checkpoint, list_checkpoints
-from humanoid_prior.config import TeacherCfg
+from humanoid_prior.config import TeacherCfg, to_dict
 from humanoid_prior.config_io import from_dict
 from humanoid_prior.envs.robots import RobotCfg, RobotConfigError, load_robot_file, resolve_mjcf
 
@@ -82,24 +82,11 @@ def pin_robot(cfg: Any, run_dir: Path) -> Any:
     robot = load_robot_file(source)
     run_dir.mkdir(parents=True, exist_ok=True)
     copy = run_dir / ROBOT_COPY
-    copy.write_text(yaml.safe_dump(robot_description(robot), sort_keys=False))
+    copy.write_text(yaml.safe_dump(to_dict(robot), sort_keys=False))
     (run_dir / ROBOT_SOURCE).write_text(
         json.dumps({"source": str(source), "mjcf_sha256": mjcf_sha256(robot)}, indent=2) + "\n"
     )
     return dataclasses.replace(cfg, task=dataclasses.replace(cfg.task, robot_file=str(copy.resolve())))
-
-
-def robot_description(robot: RobotCfg) -> dict[str, Any]:
-    """The resolved description as plain data (lists, not tuples): YAML, JSON and checkpoints hold it."""
-
-    def plain(value: Any) -> Any:
-        if isinstance(value, tuple | list):
-            return [plain(v) for v in value]
-        if isinstance(value, dict):
-            return {k: plain(v) for k, v in value.items()}
-        return value
-
-    return {k: plain(v) for k, v in dataclasses.asdict(robot).items()}
 
 
 def mjcf_sha256(robot: RobotCfg) -> str:

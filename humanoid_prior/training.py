@@ -38,7 +38,6 @@ from humanoid_prior.envs.sb3_vec_env import LocomotionVecEnv
 from humanoid_prior.monitoring import WandbRun, rollout_frames, write_run_metadata, write_video
 from humanoid_prior.policies.actor_critic import policy_kwargs
 from humanoid_prior.ppo import PPO, AdaptiveLR
-from humanoid_prior.runs import robot_description
 from humanoid_prior.symmetry import Mirror
 
 KIND = "teacher"
@@ -128,7 +127,7 @@ class TrainingSession:
         return {
             "kind": self.kind,
             "robot": self.env.robot.name,
-            "robot_description": robot_description(self.env.robot),
+            "robot_description": to_dict(self.env.robot),
             "obs_sizes": dict(self.env.obs_sizes),
             "action_dim": self.env.num_joints,
             "config": to_dict(self.cfg),

@@ -185,24 +185,24 @@ def test_a_run_keeps_its_robot_file_by_content(tmp_path: Path, capsys: pytest.Ca
 
     import yaml
 
+    from humanoid_prior.config import to_dict
     from humanoid_prior.envs.robots import get_robot, select_robot
     from humanoid_prior.policy_io import load_policy
-    from humanoid_prior.runs import robot_description
 
     original = get_robot("g1")
     user_file = tmp_path / "my_g1.yaml"
-    user_file.write_text(yaml.safe_dump(robot_description(original)))
+    user_file.write_text(yaml.safe_dump(to_dict(original)))
     cfg = tiny_cfg(tmp_path)
     cfg = dataclasses.replace(cfg, task=dataclasses.replace(cfg.task, robot_file=str(user_file)))
     run_dir = train_teacher(cfg, use_wandb=False)
-    edited = {**robot_description(original), "kp": [k / 10 for k in original.kp], "action_scale": 0.5}
+    edited = {**to_dict(original), "kp": [k / 10 for k in original.kp], "action_scale": 0.5}
     user_file.write_text(yaml.safe_dump(edited))
 
     policy = load_policy(run_dir)
     assert "my_g1.yaml has changed since this run started" in capsys.readouterr().out
     robot = select_robot(policy.cfg.task.robot, policy.cfg.task.robot_file)
     assert robot.kp == original.kp and robot.action_scale == original.action_scale
-    assert load_checkpoint(policy.checkpoint)["robot_description"] == robot_description(original)
+    assert load_checkpoint(policy.checkpoint)["robot_description"] == to_dict(original)
     user_file.unlink()  # a moved or deleted original: the run still loads, resumes and exports
     assert load_policy(run_dir).cfg.task.robot_file == str((run_dir / "robot.yaml").resolve())
 

@@ -148,10 +148,13 @@ def test_the_cli_names_a_foreign_checkpoint_and_a_wrong_run_kind(tmp_path: Path,
     config = json.loads((run_dir / "config.json").read_text())
     config["task"]["robot"] = "h1"
     (run_dir / "config.json").write_text(json.dumps(config))
-    for command in (["eval", "--run"], ["export", "--run"], ["play", "--run"], ["student", "--teacher"]):
-        result = subprocess.run([sys.executable, str(REPO / "train.py"), *command, str(run_dir), "--no-wandb"]
-                                if command[0] == "student" else
-                                [sys.executable, str(REPO / "train.py"), *command, str(run_dir)],
+    for command in (
+        ["eval", "--run"],
+        ["export", "--run"],
+        ["play", "--run"],
+        ["student", "--no-wandb", "--teacher"],
+    ):
+        result = subprocess.run([sys.executable, str(REPO / "train.py"), *command, str(run_dir)],
                                 cwd=REPO, capture_output=True, text=True)  # fmt: skip
         assert result.returncode == 1, (command, result.stderr[-1500:])
         assert result.stderr.strip().splitlines()[-1].startswith("error: checkpoint"), (
@@ -188,9 +191,9 @@ def test_robot_dependent_targets_come_from_the_robot_loaded() -> None:
 def test_a_robot_file_gets_its_own_preset_and_run_name(tmp_path: Path) -> None:
     import yaml
 
-    from humanoid_prior.runs import robot_description
+    from humanoid_prior.config import to_dict
 
-    mine = {**robot_description(get_robot("berkeley_humanoid")), "name": "mybot", "nominal_base_height": 0.5}
+    mine = {**to_dict(get_robot("berkeley_humanoid")), "name": "mybot", "nominal_base_height": 0.5}
     (tmp_path / "mybot.yaml").write_text(yaml.safe_dump(mine))
     args = [sys.executable, str(REPO / "train.py"), "teacher", "--robot-file", str(tmp_path / "mybot.yaml"),
             "--no-wandb", "--task.sim.num-envs", "4", "--task.sim.nthread", "1", "--ppo.n-steps", "8",
