@@ -86,6 +86,7 @@ def train_seed(cfg: Any, run_dir: Path, no_wandb: bool) -> dict[str, Any]:
         "yaw_rate_error": summary["yaw_rate_error"],
         "fall_rate": summary["fall_rate"],
         "return": summary["return"],
+        "single_support": summary["single_support"],  # share of steps on one foot: a walk, not a shuffle
         "env_steps": policy.num_timesteps,
         "minutes": round(minutes, 2),
         "steps_per_s": round(policy.num_timesteps / max(policy.trained_seconds, 1e-9)),

@@ -31,6 +31,10 @@ class CommandCfg:
     """Fraction of resamples that command standing still."""
     small_command: float = 0.15
     """Planar speeds and yaw rates below this are zeroed (the robot cannot track tiny commands)."""
+    backward_fraction: float | None = None
+    """Share of draws with v_x < 0, each side's speed uniform between 0 and its end of `lin_vel_x`;
+    None draws v_x uniformly over the range. A short backward side drawn uniformly gets few commands
+    where standing still loses much tracking reward, so a policy can stand when told to back up."""
 
     def __post_init__(self) -> None:
         """Check ranges (validation only)."""
@@ -40,6 +44,14 @@ class CommandCfg:
                 raise ValueError(f"CommandCfg.{name} must be (low, high) with low <= high, got {(lo, hi)}.")
         if not 0.0 <= self.standing_fraction <= 1.0:
             raise ValueError(f"CommandCfg.standing_fraction must be in [0, 1], got {self.standing_fraction}.")
+        if self.backward_fraction is not None:
+            lo, hi = self.lin_vel_x
+            if not (0.0 <= self.backward_fraction <= 1.0 and lo <= 0.0 <= hi):
+                raise ValueError(
+                    "CommandCfg.backward_fraction needs a value in [0, 1] and lin_vel_x = (low <= 0, "
+                    f"high >= 0), got {self.backward_fraction} and {self.lin_vel_x}; or set it to None "
+                    "(uniform v_x)."
+                )
 
 
 class CommandSampler:
@@ -60,7 +72,7 @@ class CommandSampler:
         if n == 0:
             return
         cmd = np.column_stack([
-            rng.uniform(*cfg.lin_vel_x, n),
+            self._forward_speeds(n),
             rng.uniform(*cfg.lin_vel_y, n),
             rng.uniform(*cfg.ang_vel_yaw, n),
         ])  # fmt: skip
@@ -73,6 +85,13 @@ class CommandSampler:
         self.standing[env_ids] = standing
         self.heading[env_ids] = rng.uniform(-np.pi, np.pi, n)
         self.time_left[env_ids] = rng.uniform(*cfg.resample_interval_s, n)
+
+    def _forward_speeds(self, n: int) -> np.ndarray:
+        lo, hi = self.cfg.lin_vel_x
+        if self.cfg.backward_fraction is None:
+            return self.rng.uniform(lo, hi, n)
+        backward = self.rng.random(n) < self.cfg.backward_fraction
+        return np.where(backward, lo, hi) * self.rng.random(n)
 
     def step(self, base_yaw: np.ndarray) -> None:
         """Advance timers, resample the envs whose command expired, steer towards heading targets."""

@@ -4,7 +4,10 @@ Every (terrain type, difficulty, command, repeat) combination gets its own env, 
 with the curriculum off and its command held for the whole episode; seeds are fixed, domain
 randomisation and observation noise stay as in training. Per combination group it reports the mean
 linear-velocity tracking error (m/s), yaw-rate error (rad/s), fall rate, distance travelled (m),
-mechanical energy per metre (J/m, Σ|τ·q̇|·dt over distance) and mean return.
+mechanical energy per metre (J/m, Σ|τ·q̇|·dt over distance), mean return, and the gait: the share of
+control steps on exactly one foot (`single_support`) and on none (`flight`). A walk spends most of its
+time on one foot; a policy that shuffles or hops with both feet together (a local optimum of the
+tracking reward) shows almost no single support, whatever its tracking error.
 """
 
 from __future__ import annotations
@@ -131,6 +134,8 @@ def evaluate(task: TaskCfg, policy: Policy, cfg: EvalCfg) -> dict[str, Any]:
     energy = np.zeros(n)
     ret = np.zeros(n)
     count = np.zeros(n)
+    single = np.zeros(n)
+    flight = np.zeros(n)
     start = env.sim.base_pos[:, :2].copy()
     end = start.copy()
     for _ in range(steps):
@@ -141,6 +146,9 @@ def evaluate(task: TaskCfg, policy: Policy, cfg: EvalCfg) -> dict[str, Any]:
         yaw_err[live] += np.abs(s.commands[live, 2] - s.base_ang_vel[live, 2])
         energy[live] += np.abs(s.joint_torque[live] * s.joint_vel[live]).sum(axis=1) * env.dt
         ret[live] += reward[live]
+        feet_down = s.feet_contact[live].sum(axis=1)
+        single[live] += feet_down == 1
+        flight[live] += feet_down == 0
         count[live] += 1
         ended = live & (terminated | truncated)
         fell |= live & terminated
@@ -158,6 +166,8 @@ def evaluate(task: TaskCfg, policy: Policy, cfg: EvalCfg) -> dict[str, Any]:
         "distance": distance,
         "energy_per_m": energy / np.maximum(distance, 0.1),
         "return": ret,
+        "single_support": single / np.maximum(count, 1),
+        "flight": flight / np.maximum(count, 1),
     }
     table: dict[str, dict[str, Any]] = {}
     for ti, name in enumerate(types):

@@ -185,6 +185,19 @@ def test_commands_ranges_standing_and_small_commands() -> None:
     assert heading.commands[0, 2] > 0 > heading.commands[1, 2], "turns towards the heading target"
 
 
+def test_backward_fraction_sets_the_share_of_backward_commands_and_keeps_the_range() -> None:
+    rng = np.random.default_rng(1)
+    cfg = CommandCfg(lin_vel_x=(-0.5, 1.0), standing_fraction=0.0, small_command=0.0, backward_fraction=0.5)
+    sampler = CommandSampler(cfg, 4000, 0.02, rng)
+    sampler.resample(np.arange(4000))
+    vx = sampler.commands[:, 0]
+    assert vx.min() >= -0.5 and vx.max() <= 1.0
+    assert abs((vx < 0).mean() - 0.5) < 0.03, "uniform over (-0.5, 1.0) would give 1/3"
+    assert abs((vx < -0.25).mean() - 0.25) < 0.03, "speeds uniform within the backward side"
+    with pytest.raises(ValueError, match="backward_fraction"):
+        CommandCfg(lin_vel_x=(0.2, 1.0), backward_fraction=0.5)
+
+
 def test_failures_terminate_and_time_outs_truncate() -> None:
     env = LocomotionEnv(small_task(episode_length_s=0.06, terminations=NEVER_FALL), seed=0)
     env.reset()

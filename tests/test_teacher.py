@@ -175,6 +175,8 @@ def test_evaluation_counts_falls_and_groups_results() -> None:
     assert result["summary"]["fall_rate"] == 1.0
     moving = result["table"]["flat/cmd=(0.5, 0.0, 0.0)"]
     assert moving["lin_vel_error"] > 0.3, "a robot that does not walk misses a 0.5 m/s command"
+    # It stands on both feet until it tips: no step on one foot, and never both feet in the air.
+    assert result["summary"]["single_support"] < 0.1 and result["summary"]["flight"] < 0.5
     with pytest.raises(ValueError, match="evenly spaced"):
         EvalCfg(difficulties=(0.1, 0.5, 0.6))
 
