@@ -40,6 +40,10 @@ class RewardParams:
     """Swing duration (s) above which `feet_air_time` is positive at touchdown."""
     stumble_ratio: float = 4.0
     """A foot stumbles when its horizontal contact force exceeds this multiple of the vertical one."""
+    swing_clearance: float = 0.08
+    """Peak height (m) of a swinging foot above the lower foot in `feet_phase`'s trajectory."""
+    feet_phase_sigma: float = 0.0025
+    """Width of `feet_phase`'s kernel (m²): exp(-Σ_feet error² / feet_phase_sigma)."""
 
     def __post_init__(self) -> None:
         if self.base_height_target is not None and not self.base_height_target > 0:
@@ -48,6 +52,11 @@ class RewardParams:
             raise ValueError(f"tracking_sigma must be > 0, got {self.tracking_sigma}")
         if not 0 < self.stance_phase_fraction < 1:
             raise ValueError(f"stance_phase_fraction must be in (0, 1), got {self.stance_phase_fraction}")
+        if self.swing_clearance <= 0 or self.feet_phase_sigma <= 0:
+            raise ValueError(
+                f"swing_clearance and feet_phase_sigma must be > 0, got {self.swing_clearance}, "
+                f"{self.feet_phase_sigma}"
+            )
         if not 0 < self.soft_joint_limit <= 1:
             raise ValueError(f"soft_joint_limit must be in (0, 1], got {self.soft_joint_limit}")
 
@@ -171,6 +180,23 @@ def gait_contact(s: TaskState, p: RewardParams) -> np.ndarray:
     return np.sum(s.feet_contact == stance, axis=-1).astype(np.float64)
 
 
+def swing_clearance_targets(gait_phase: np.ndarray, num_feet: int, p: RewardParams) -> np.ndarray:
+    """[N, F] target height of each foot above the lower foot: 0 in stance, a half-sine in swing."""
+    phase = foot_phases(gait_phase, num_feet)
+    swing = np.clip((phase - p.stance_phase_fraction) / (1.0 - p.stance_phase_fraction), 0.0, 1.0)
+    return p.swing_clearance * np.sin(np.pi * swing)
+
+
+def feet_phase(s: TaskState, p: RewardParams) -> np.ndarray:
+    """exp(-Σ_feet (c - c*)² / feet_phase_sigma), c: height above the lower foot, c*: the clock's target."""
+    # Dense where `gait_contact` is binary: a foot lifted a little at the right time already earns more.
+    # Heights above the lower foot make a hop (both feet up together) earn what standing does, and read
+    # the same on any terrain. MuJoCo Playground's G1 rewards a similar foot-height trajectory.
+    clearance = s.feet_height - s.feet_height.min(axis=1, keepdims=True)
+    target = swing_clearance_targets(s.gait_phase, s.feet_height.shape[1], p)
+    return np.exp(-_sq_sum(clearance - target) / p.feet_phase_sigma)
+
+
 def feet_swing_height(s: TaskState, p: RewardParams) -> np.ndarray:
     """Σ_feet (h_foot - swing_height_target)² · 1[not contact]."""
     return np.sum(np.square(s.feet_height - p.swing_height_target) * ~s.feet_contact, axis=-1)
@@ -225,6 +251,7 @@ REWARD_TERMS: dict[str, RewardFn] = {
         hip_pos,
         feet_air_time,
         gait_contact,
+        feet_phase,
         feet_swing_height,
         feet_slip,
         feet_stumble,
@@ -266,6 +293,7 @@ def g1_reward_weights() -> dict[str, float]:
         "termination": 0.0,
         "torque_limits": 0.0,
         "feet_air_time": 0.0,
+        "feet_phase": 0.0,
         "feet_stumble": 0.0,
         "stand_still": 0.0,
     }

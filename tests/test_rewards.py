@@ -204,6 +204,25 @@ def test_gait_contact_matches_the_clock_per_foot():
     np.testing.assert_allclose(term("gait_contact", s), [2.0, 0.0, 1.0])
 
 
+def test_feet_phase_follows_the_swing_trajectory_above_the_lower_foot():
+    # stance 0.55, clearance 0.08, sigma 0.0025
+    # env 0: phase 0.275 -> left 0.275 (stance, target 0), right 0.775 (mid-swing: sin(pi/2) -> 0.08);
+    #        heights (0.03, 0.11): right 0.08 above the left -> error 0 -> 1
+    # env 1: the same clock, both feet on the ground: right misses 0.08 -> exp(-0.0064 / 0.0025)
+    # env 2: the same clock, a hop: both feet 0.1 up together, each 0 above the lower -> as env 1
+    # env 3: the same clock, the wrong foot up: (0.08² + 0.08²) / 0.0025
+    s = make_state(
+        n=4,
+        gait_phase=[0.275] * 4,
+        feet_height=[[0.03, 0.11], [0.03, 0.03], [0.13, 0.13], [0.11, 0.03]],
+    )
+    np.testing.assert_allclose(
+        term("feet_phase", s), [1.0, math.exp(-2.56), math.exp(-2.56), math.exp(-5.12)], rtol=1e-9
+    )
+    with pytest.raises(ValueError, match="swing_clearance"):
+        RewardParams(swing_clearance=0.0)
+
+
 def test_feet_swing_height_only_for_feet_in_the_air():
     # target 0.08
     # env 0: heights (0.18, 0.5), contact (F, T): (0.18 - 0.08)² = 0.01 ; stance foot ignored -> 0.01
