@@ -154,6 +154,10 @@ class LocomotionEnv:
         log["sim/diverged_total"] = float(self.sim.diverged_count)
         cmd_err = self.state.commands[:, :2] - self.state.base_lin_vel[:, :2]
         log["track/lin_vel_error"] = float(np.linalg.norm(cmd_err, axis=1).mean())
+        feet_down = self.state.feet_contact.sum(axis=1)
+        # A walk spends most steps on one foot; a shuffle or a two-footed hop almost none.
+        log["gait/single_support"] = float(np.mean(feet_down == 1))
+        log["gait/flight"] = float(np.mean(feet_down == 0))
         log["track/yaw_rate_error"] = float(
             np.abs(self.state.commands[:, 2] - self.state.base_ang_vel[:, 2]).mean()
         )

@@ -220,6 +220,17 @@ def test_failures_terminate_and_time_outs_truncate() -> None:
     falls.close()
 
 
+def test_the_gait_log_reads_a_robot_standing_on_both_feet() -> None:
+    env = LocomotionEnv(small_task(domain_rand=DomainRandCfg(enabled=False)), seed=0)
+    env.reset()
+    for _ in range(25):  # 0.5 s: the robot settles onto both feet at its default pose
+        _, _, _, _, info = env.step(np.zeros((3, 12)))
+    contact = env.state.feet_contact
+    assert contact.all(), "standing at the default pose, both feet are down"
+    assert info["log"]["gait/single_support"] == 0.0 and info["log"]["gait/flight"] == 0.0
+    env.close()
+
+
 def test_a_reset_in_one_env_does_not_advance_the_others_air_time() -> None:
     """Air time grows by exactly one dt per step in every env, also on steps where another env resets.
 
