@@ -110,6 +110,9 @@ class RunCfg:
     (eval/* in TensorBoard and W&B, one line per evaluation in <run>/evals.jsonl); 0: never."""
     rollout_threads: int = 1
     """Torch threads while collecting rollouts (the update uses all); see humanoid_prior/ppo.py."""
+    init_from: str | None = None
+    """A teacher run directory to start from (its newest checkpoint), e.g. the flat teacher for the rough
+    one: weights, normaliser, learning rate and step count carry over (`humanoid_prior.warm_start`)."""
 
     def __post_init__(self) -> None:
         """Check counts and the device (validation only)."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from humanoid_prior.config import TeacherCfg
@@ -11,6 +12,10 @@ from humanoid_prior.training import (
     run_session,
     seed_everything,
 )
+from humanoid_prior.warm_start import warm_start
+
+WARM_START = "warm_start.json"
+"""What a run started from another run (`--run.init-from`) carried over; kept in the run directory."""
 
 
 def train_teacher(cfg: TeacherCfg, resume: Path | None = None, use_wandb: bool = True) -> Path:
@@ -25,4 +30,11 @@ def train_teacher(cfg: TeacherCfg, resume: Path | None = None, use_wandb: bool =
         start_from = None
     seed_everything(cfg.run.seed)
     session = TrainingSession(cfg, run_dir, resume_from=start_from)
+    if start_from is None and cfg.run.init_from is not None:
+        carried = warm_start(session, Path(cfg.run.init_from))
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / WARM_START).write_text(json.dumps(carried, indent=2) + "\n")
+        new = ", ".join(f"{n} {term}" for term, n in carried["inputs_new"].items()) or "none"
+        print(f"warm start from {carried['checkpoint']} at {carried['env_steps']:,} env steps; "
+              f"new inputs (zero weights): {new}")  # fmt: skip
     return run_session(session, resumed=resume is not None, use_wandb=use_wandb)

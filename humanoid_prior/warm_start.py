@@ -1,0 +1,131 @@
+"""Start a teacher from another teacher run on a task with a different observation layout.
+
+The rough teacher starts from the flat one (legged_gym and mjlab users do the same by hand): walking is
+learnt on flat ground, where it is cheap, and the terrain curriculum then only has to teach climbing.
+The two tasks observe different height scans (flat: a point under the base and each foot; rough: a
+45 + 10 point grid), so the networks' first layers differ in width. Every input present in both layouts
+keeps its weights and normaliser statistics: terms by name, scan points by their offset from the base or
+foot. The other inputs (the rough grid's new points) get zero weights, so the warm-started policy acts
+exactly as its source until training teaches it to use them. Deeper layers, the action noise and the
+learning rate are copied; the optimizer starts fresh (its moments have the old shapes). The step count
+continues, so a result reports the steps of both stages together.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from humanoid_prior.checkpoint import latest_checkpoint, load_checkpoint
+from humanoid_prior.config import TeacherCfg
+from humanoid_prior.config_io import from_dict
+from humanoid_prior.envs.locomotion import LocomotionEnv
+from humanoid_prior.envs.observations import TermSlice
+from humanoid_prior.envs.task_cfg import ScanCfg
+from humanoid_prior.training import TrainingSession
+
+FIRST_LAYERS = ("mlp_extractor.policy_net.0.weight", "mlp_extractor.value_net.0.weight")
+"""The input layers of SB3's actor and critic MLPs: the only weights whose shape depends on the layout."""
+
+
+def source_layout(cfg: TeacherCfg) -> list[TermSlice]:
+    """The observation layout (of the policy's group) of a teacher config, from a one-env copy of its task."""
+    sim = dataclasses.replace(cfg.task.sim, num_envs=1, nthread=1)
+    env = LocomotionEnv(dataclasses.replace(cfg.task, sim=sim), seed=0)
+    try:
+        return env.observations.layouts[cfg.network.obs_group]
+    finally:
+        env.close()
+
+
+def column_keys(layout: list[TermSlice], scan: ScanCfg, num_feet: int) -> dict[Any, int]:
+    """What each input column reads -> its index: (term, i), or (term, foot, x, y) for scan points."""
+    points = {
+        "height_scan": [(x, y) for x in scan.base_x for y in scan.base_y],
+        "feet_height_scan": [(foot, x, y) for foot in range(num_feet) for x, y in scan.foot_xy],
+    }
+    keys: dict[Any, int] = {}
+    for term in layout:
+        labels = points.get(term.name, range(term.stop - term.start))
+        for column, label in zip(range(term.start, term.stop), labels, strict=True):
+            keys[(term.name, label)] = column
+    return keys
+
+
+def column_map(
+    source: list[TermSlice],
+    source_scan: ScanCfg,
+    target: list[TermSlice],
+    target_scan: ScanCfg,
+    num_feet: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """(target columns, source columns) of every input both layouts read."""
+    old = column_keys(source, source_scan, num_feet)
+    new = column_keys(target, target_scan, num_feet)
+    shared = [key for key in new if key in old]
+    return np.array([new[k] for k in shared], dtype=np.intp), np.array(
+        [old[k] for k in shared], dtype=np.intp
+    )
+
+
+def warm_start(session: TrainingSession, source_run: Path) -> dict[str, Any]:
+    """Load the newest checkpoint of `source_run` into a fresh `session`; returns what was carried over."""
+    path = latest_checkpoint(source_run / "checkpoints")
+    data = load_checkpoint(path, kind=session.kind, robot=session.env.robot.name,
+                           action_dim=session.env.num_joints)  # fmt: skip
+    source_cfg: TeacherCfg = from_dict(TeacherCfg, data["config"])
+    group = session.cfg.network.obs_group
+    shape = ("actor_hidden", "critic_hidden", "obs_group")
+    if any(getattr(source_cfg.network, f) != getattr(session.cfg.network, f) for f in shape):
+        raise ValueError(
+            f"--run.init-from {source_run}: its networks ({source_cfg.network}) differ in size or input "
+            f"group from this run's ({session.cfg.network}); use the same --network widths and group."
+        )
+    target = session.env.observations.layouts[group]
+    num_feet = len(session.env.robot.feet_bodies)
+    new, old = column_map(
+        source_layout(source_cfg), source_cfg.task.scan, target, session.cfg.task.scan, num_feet
+    )
+    width = target[-1].stop
+
+    state = {}
+    for key, value in data["policy"].items():
+        if key in FIRST_LAYERS:
+            weight = torch.zeros(value.shape[0], width, dtype=value.dtype)
+            weight[:, torch.as_tensor(new)] = value[:, torch.as_tensor(old)]
+            state[key] = weight
+        else:
+            state[key] = value
+    session.model.policy.load_state_dict(state)
+
+    rms = session.venv.obs_rms[group]
+    saved = data["obs_rms"][group]
+    mean, var = np.zeros(width), np.ones(width)
+    mean[new], var[new] = saved["mean"].numpy()[old], saved["var"].numpy()[old]
+    # A count of one iteration's samples lets the statistics of the new terrain take over within a few
+    # iterations; the source's count (millions) would freeze them.
+    rms.mean, rms.var, rms.count = mean, var, float(session.samples_per_iteration)
+
+    steps = int(data["num_timesteps"])
+    session.model.num_timesteps = session.trained_steps = steps
+    session.env.env_steps = steps  # the randomisation curriculum continues where the source left it
+    session.trained_seconds = float(data["trained_seconds"])
+    if session.model.adaptive_lr is not None and data.get("learning_rate") is not None:
+        session.model.adaptive_lr.value = float(data["learning_rate"])
+    carried = np.zeros(width, dtype=bool)
+    carried[new] = True
+    return {
+        "source": str(source_run),
+        "checkpoint": str(path),
+        "env_steps": steps,
+        "inputs_carried": int(carried.sum()),
+        "inputs_new": {
+            t.name: int((~carried[t.start : t.stop]).sum())
+            for t in target
+            if not carried[t.start : t.stop].all()
+        },
+    }

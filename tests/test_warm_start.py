@@ -1,0 +1,89 @@
+"""A rough teacher started from a flat one (`--run.init-from`) acts as its source until it learns more."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from humanoid_prior.config import TeacherCfg, g1_rough
+from humanoid_prior.envs.batched_sim import SimCfg
+from humanoid_prior.policy_io import load_policy
+from humanoid_prior.teacher import WARM_START, train_teacher
+from humanoid_prior.training import TrainingSession
+from humanoid_prior.warm_start import column_map, source_layout, warm_start
+from tests.test_teacher import tiny_cfg
+
+
+def tiny_rough(tmp_path: Path, source: Path | None, name: str = "rough") -> TeacherCfg:
+    flat = tiny_cfg(tmp_path)
+    rough = g1_rough().task
+    assert rough.terrain is not None
+    task = dataclasses.replace(
+        rough,
+        terrain=dataclasses.replace(rough.terrain, num_rows=2, num_cols=7),
+        sim=SimCfg(num_envs=4, nthread=1),
+    )
+    run = dataclasses.replace(flat.run, name=name, init_from=None if source is None else str(source))
+    return dataclasses.replace(flat, task=task, run=run, terrain_name="rough")
+
+
+@pytest.fixture(scope="module")
+def flat_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny flat teacher (64 steps), shared: the tests only read it."""
+    return train_teacher(tiny_cfg(tmp_path_factory.mktemp("flat")), use_wandb=False)
+
+
+def test_the_warm_started_policy_acts_and_values_as_its_source(tmp_path: Path, flat_run: Path) -> None:
+    source = load_policy(flat_run)
+    session = TrainingSession(tiny_rough(tmp_path, flat_run), tmp_path / "rough")
+    carried = warm_start(session, flat_run)
+    assert carried["env_steps"] == source.num_timesteps == session.model.num_timesteps == 64
+    # The flat scan's point under the base and under each foot are points of the rough grids too.
+    assert carried["inputs_new"] == {"height_scan": 44, "feet_height_scan": 8}
+
+    # Rough observations, and the flat observations that share their common terms (scans at random).
+    session.env.reset()
+    obs = session.env.observe()
+    target = session.env.observations.layouts["privileged"]
+    flat_layout = source_layout(source.cfg)
+    flat_obs = np.full((4, flat_layout[-1].stop), np.nan, dtype=np.float32)
+    new, old = column_map(flat_layout, source.cfg.task.scan, target, session.cfg.task.scan, num_feet=2)
+    flat_obs[:, old] = obs["privileged"][:, new]
+    assert not np.isnan(flat_obs).any(), "every input of the flat policy is read from the rough task"
+    np.testing.assert_allclose(session.act(obs), source({"privileged": flat_obs}), atol=1e-5)
+    with torch.no_grad():
+        mine = session.model.policy.predict_values(
+            session.model.policy.obs_to_tensor(session.venv.normalize_obs(obs))[0]
+        )
+        theirs = source.policy.predict_values(
+            source.policy.obs_to_tensor(source.normalise({"privileged": flat_obs}))[0]
+        )
+    np.testing.assert_allclose(mine.numpy(), theirs.numpy(), atol=1e-5)
+    session.env.close()
+
+
+def test_init_from_continues_the_step_count_and_a_resume_does_not_warm_start_again(
+    tmp_path: Path, flat_run: Path
+) -> None:
+    cfg = tiny_rough(tmp_path, flat_run)
+    cfg = dataclasses.replace(cfg, run=dataclasses.replace(cfg.run, total_steps=96))
+    rough_run = train_teacher(cfg, use_wandb=False)
+    assert json.loads((rough_run / WARM_START).read_text())["env_steps"] == 64
+    assert load_policy(rough_run).num_timesteps == 96, "64 flat steps + one 32-step rough iteration"
+    (rough_run / WARM_START).unlink()
+    train_teacher(cfg, resume=rough_run, use_wandb=False)
+    assert not (rough_run / WARM_START).exists(), "a resume continues its own checkpoint"
+
+
+def test_init_from_a_run_with_other_network_sizes_is_refused(tmp_path: Path, flat_run: Path) -> None:
+    cfg = tiny_rough(tmp_path, flat_run)
+    cfg = dataclasses.replace(cfg, network=dataclasses.replace(cfg.network, actor_hidden=(64, 64)))
+    session = TrainingSession(cfg, tmp_path / "rough")
+    with pytest.raises(ValueError, match="same --network widths"):
+        warm_start(session, flat_run)
+    session.env.close()
