@@ -79,6 +79,10 @@ def main() -> None:
     parser.add_argument("--hidden", default=None, help="actor and critic widths, e.g. 512,256,128")
     parser.add_argument("--batch-size", type=int, default=None, help="PPO minibatch size")
     parser.add_argument("--rollout-threads", type=int, default=None, help="torch threads while collecting")
+    parser.add_argument(
+        "--adam", choices=("fused", "for-loop"), default="fused",
+        help="Adam implementation (the product uses fused; for-loop: torch's default on CPU)",
+    )  # fmt: skip
     parser.add_argument("--set", dest="overrides", action="append", default=[], help="dotted.path=value")
     parser.add_argument("--json", type=Path, default=None, help="write the result here")
     args = parser.parse_args()
@@ -100,6 +104,11 @@ def main() -> None:
     rng = np.random.default_rng(0)
     with tempfile.TemporaryDirectory() as tmp:
         session = TrainingSession(cfg, Path(tmp))
+        if args.adam == "for-loop":
+            policy = session.model.policy
+            policy.optimizer = type(policy.optimizer)(
+                policy.parameters(), lr=policy.optimizer.param_groups[0]["lr"], eps=1e-5, foreach=False
+            )
         train_steps_per_s(session, 2)  # warm-up: allocations, first resets, torch kernels
         rounds = []
         for _ in range(args.rounds):
@@ -119,6 +128,7 @@ def main() -> None:
         "ppo": to_dict(cfg.ppo),
         "network": to_dict(cfg.network),
         "rollout_threads": cfg.run.rollout_threads,
+        "adam": args.adam,
         "command": "python " + shlex.join(["benchmarks/train_throughput.py", *sys.argv[1:]]),
         "machine": machine(),
     }
