@@ -309,7 +309,7 @@ class LocomotionEnv:
         a = rm.base_qpos_adr
         qpos[:, a : a + 2] = origins[:, :2]
         qpos[:, a + 2] = origins[:, 2] + self.robot.nominal_base_height + SPAWN_CLEARANCE
-        yaw = self.rng.uniform(-np.pi, np.pi, k)
+        yaw = self.rng.uniform(*self.cfg.spawn_yaw, k)
         qpos[:, a + 3 : a + 7] = np.column_stack([np.cos(yaw / 2), np.zeros(k), np.zeros(k), np.sin(yaw / 2)])
         noise = self.rng.uniform(
             -self.cfg.spawn_joint_noise, self.cfg.spawn_joint_noise, (k, self.num_joints)

@@ -6,6 +6,7 @@ subclassing or by rewriting user values after construction.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -83,6 +84,8 @@ class TaskCfg:
     """Privileged height-scan points."""
     spawn_joint_noise: float = 0.05
     """Uniform noise (rad) on the joint angles at reset."""
+    spawn_yaw: tuple[float, float] = (-math.pi, math.pi)
+    """Range of the heading at reset (rad); the crossing evaluation walks along +x from (0, 0)."""
 
 
 FLAT_SCAN = ScanCfg(base_x=(0.0,), base_y=(0.0,), foot_xy=((0.0, 0.0),))

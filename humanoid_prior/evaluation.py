@@ -23,7 +23,7 @@ from humanoid_prior.envs.batched_sim import SimCfg
 from humanoid_prior.envs.curriculum import CurriculumCfg
 from humanoid_prior.envs.locomotion import LocomotionEnv
 from humanoid_prior.envs.task_cfg import TaskCfg
-from humanoid_prior.envs.terrain import TerrainType
+from humanoid_prior.envs.terrain import TerrainCfg, TerrainType
 
 Policy = Callable[[dict[str, np.ndarray]], np.ndarray]
 
@@ -106,27 +106,12 @@ def _eval_task(task: TaskCfg, cfg: EvalCfg, num_envs: int) -> TaskCfg:
     )  # fmt: skip
 
 
-def evaluate(task: TaskCfg, policy: Policy, cfg: EvalCfg) -> dict[str, Any]:
-    """Run the protocol once (each env one episode) and return the result table."""
-    rough = task.terrain is not None
-    types = [t.value for t in TerrainType] if rough else ["flat"]
-    rows = range(len(cfg.difficulties)) if rough else [0]
-    combos = [(ti, row, ci) for ti in range(len(types)) for row in rows for ci in range(len(cfg.commands))]
-    combos = [c for c in combos for _ in range(cfg.repeats)]
-    n = len(combos)
-    env = LocomotionEnv(_eval_task(task, cfg, n), seed=cfg.seed)
-    env.reset(seed=cfg.seed)  # restarts every random stream from the protocol's seed
-    if env.curriculum is not None:
-        env.curriculum.place(
-            np.arange(n), np.array([r for _, r, _ in combos]), np.array([t for t, _, _ in combos])
-        )
-    env.reset()  # spawn every env on its tile
-    env.commands.commands[:] = [cfg.commands[ci] for _, _, ci in combos]
+def _rollout(env: LocomotionEnv, policy: Policy) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """One episode per env from its current state: per-env results and (N, 2) displacements."""
+    n = env.num_envs
     obs = env.observe()
     if callable(getattr(policy, "reset", None)):
         policy.reset()  # type: ignore[attr-defined]  # a student starts a fresh history
-
-    steps = env.max_episode_steps
     alive = np.ones(n, dtype=bool)
     fell = np.zeros(n, dtype=bool)
     lin_err = np.zeros(n)
@@ -138,7 +123,7 @@ def evaluate(task: TaskCfg, policy: Policy, cfg: EvalCfg) -> dict[str, Any]:
     flight = np.zeros(n)
     start = env.sim.base_pos[:, :2].copy()
     end = start.copy()
-    for _ in range(steps):
+    for _ in range(env.max_episode_steps):
         obs, reward, terminated, truncated, _ = env.step(policy(obs))
         s = env.state
         live = alive.copy()
@@ -157,9 +142,8 @@ def evaluate(task: TaskCfg, policy: Policy, cfg: EvalCfg) -> dict[str, Any]:
         alive &= ~ended
         if not alive.any():
             break
-    env.close()
     distance = np.linalg.norm(end - start, axis=1)
-    per_env = {
+    metrics = {
         "lin_vel_error": lin_err / np.maximum(count, 1),
         "yaw_rate_error": yaw_err / np.maximum(count, 1),
         "fall_rate": fell.astype(float),
@@ -169,6 +153,27 @@ def evaluate(task: TaskCfg, policy: Policy, cfg: EvalCfg) -> dict[str, Any]:
         "single_support": single / np.maximum(count, 1),
         "flight": flight / np.maximum(count, 1),
     }
+    return metrics, end - start
+
+
+def evaluate(task: TaskCfg, policy: Policy, cfg: EvalCfg) -> dict[str, Any]:
+    """Run the protocol once (each env one episode) and return the result table."""
+    rough = task.terrain is not None
+    types = [t.value for t in TerrainType] if rough else ["flat"]
+    rows = range(len(cfg.difficulties)) if rough else [0]
+    combos = [(ti, row, ci) for ti in range(len(types)) for row in rows for ci in range(len(cfg.commands))]
+    combos = [c for c in combos for _ in range(cfg.repeats)]
+    n = len(combos)
+    env = LocomotionEnv(_eval_task(task, cfg, n), seed=cfg.seed)
+    env.reset(seed=cfg.seed)  # restarts every random stream from the protocol's seed
+    if env.curriculum is not None:
+        env.curriculum.place(
+            np.arange(n), np.array([r for _, r, _ in combos]), np.array([t for t, _, _ in combos])
+        )
+    env.reset()  # spawn every env on its tile
+    env.commands.commands[:] = [cfg.commands[ci] for _, _, ci in combos]
+    per_env, _ = _rollout(env, policy)
+    env.close()
     table: dict[str, dict[str, Any]] = {}
     for ti, name in enumerate(types):
         for row in rows:
@@ -183,3 +188,67 @@ def evaluate(task: TaskCfg, policy: Policy, cfg: EvalCfg) -> dict[str, Any]:
     summary = {k: float(v.mean()) for k, v in per_env.items()}
     return {"summary": summary, "table": table, "num_envs": n, "episode_s": cfg.episode_s,
             "eval_cfg": dataclasses.asdict(cfg)}  # fmt: skip
+
+
+CROSSING_DISTANCE = 5.0
+"""m in one episode: a robot that walked this far along a row of identical tiles has left its start tile's
+feature behind (the centre platform is 1 m from the feature, the tile edge 4 m) and entered the next one."""
+
+
+def crossing_cells(terrain: TerrainCfg) -> dict[str, tuple[TerrainType, float]]:
+    """The crossing cells: 0.10 m stairs and 15° slopes, up and down, at the difficulty that has them."""
+    lo, hi = terrain.step_height_range
+    stairs = (0.10 - lo) / (hi - lo)
+    slope = 15.0 / terrain.max_slope_deg
+    if not (0.0 <= stairs <= 1.0 and 0.0 <= slope <= 1.0):
+        raise ValueError(
+            f"the crossing test needs 0.10 m steps and 15° slopes within the terrain's ranges, got steps "
+            f"{terrain.step_height_range} m and slopes up to {terrain.max_slope_deg}°."
+        )
+    return {
+        "stairs_up_0.10": (TerrainType.STAIRS_UP, stairs),
+        "stairs_down_0.10": (TerrainType.STAIRS_DOWN, stairs),
+        "slope_up_15deg": (TerrainType.SLOPE_UP, slope),
+        "slope_down_15deg": (TerrainType.SLOPE_DOWN, slope),
+    }
+
+
+def crossing(task: TaskCfg, policy: Policy, repeats: int = 16, episode_s: float = 20.0,
+             speed: float = 0.5, seed: int = 12345) -> dict[str, dict[str, float]]:  # fmt: skip
+    """Walk `speed` m/s straight along a row of three identical tiles for each crossing cell.
+
+    Every env spawns on the middle tile's centre platform heading +x (rows run along x), with
+    randomisation and noise as in training. Per cell: the fall rate, the mean distance along +x
+    (`distance_m`), and the share of episodes that covered `CROSSING_DISTANCE` without a fall.
+    """
+    if task.terrain is None:
+        raise ValueError("the crossing test needs a terrain task (e.g. the rough preset), not a flat plane.")
+    out = {}
+    for name, (kind, difficulty) in crossing_cells(task.terrain).items():
+        terrain = dataclasses.replace(task.terrain, num_rows=3, num_cols=1, proportions=((kind.value, 1.0),),
+                                      difficulty_range=(difficulty, difficulty))  # fmt: skip
+        commands = dataclasses.replace(task.commands, resample_interval_s=(1e9, 1e9), standing_fraction=0.0,
+                                       small_command=0.0, heading_command=False)  # fmt: skip
+        cell_task = dataclasses.replace(
+            task, terrain=terrain, commands=commands, curriculum=CurriculumCfg(enabled=False),
+            episode_length_s=episode_s, spawn_yaw=(0.0, 0.0),
+            sim=SimCfg(num_envs=repeats, sim_dt=task.sim.sim_dt, decimation=task.sim.decimation),
+        )  # fmt: skip
+        env = LocomotionEnv(cell_task, seed=seed)
+        env.reset(seed=seed)
+        assert env.curriculum is not None
+        env.curriculum.place(np.arange(repeats), np.ones(repeats, dtype=int), np.zeros(repeats, dtype=int))
+        env.reset()
+        env.commands.commands[:] = (speed, 0.0, 0.0)
+        metrics, displacement = _rollout(env, policy)
+        env.close()
+        forward = displacement[:, 0]
+        fell = metrics["fall_rate"] > 0
+        out[name] = {
+            "fall_rate": float(fell.mean()),
+            "distance_m": float(forward.mean()),
+            "crossed": float(np.mean((forward >= CROSSING_DISTANCE) & ~fell)),
+            "difficulty": float(difficulty),
+            "lin_vel_error": float(metrics["lin_vel_error"].mean()),
+        }
+    return out

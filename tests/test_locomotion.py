@@ -303,3 +303,10 @@ def test_every_preset_runs_100_random_steps(robot: str, terrain: str) -> None:
             assert obs[group].shape == (4, size) and obs[group].dtype == np.float32
             assert np.isfinite(obs[group]).all()
     env.close()
+
+
+def test_spawn_yaw_sets_the_heading_at_reset() -> None:
+    env = LocomotionEnv(small_task(spawn_yaw=(0.5, 0.5)), seed=0)
+    env.reset()
+    np.testing.assert_allclose(env._yaw(), 0.5, atol=1e-6)
+    env.close()

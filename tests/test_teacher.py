@@ -207,3 +207,22 @@ def test_resume_restores_curriculum_levels_and_env_random_state(tmp_path: Path) 
     assert restored.env.terrain is not None
     np.testing.assert_allclose(levels.origins[0], restored.env.terrain.tile_center(3, int(levels.types[0])))
     restored.env.close()
+
+
+def test_crossing_walks_along_rows_of_one_feature_and_counts_who_got_past_it() -> None:
+    rough = g1_rough().task
+    assert rough.terrain is not None
+    cells = evaluation.crossing_cells(rough.terrain)
+    lo, hi = rough.terrain.step_height_range
+    kind, d = cells["stairs_up_0.10"]
+    assert kind.value == "stairs_up" and lo + d * (hi - lo) == pytest.approx(0.10)
+    assert cells["slope_down_15deg"][1] * rough.terrain.max_slope_deg == pytest.approx(15.0)
+    with pytest.raises(ValueError, match=r"0\.10 m steps"):
+        evaluation.crossing_cells(dataclasses.replace(rough.terrain, step_height_range=(0.12, 0.2)))
+
+    # A robot holding its default pose only tips (its base moves ~0.5 m in 1 s): nobody crosses.
+    standing = evaluation.crossing(
+        rough, lambda obs: np.zeros((len(obs["proprio"]), 12)), repeats=2, episode_s=1.0
+    )
+    assert set(standing) == set(cells)
+    assert all(c["crossed"] == 0.0 and abs(c["distance_m"]) < 1.0 for c in standing.values())
