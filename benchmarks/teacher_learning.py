@@ -32,13 +32,14 @@ from humanoid_prior.envs.locomotion import LocomotionEnv
 from humanoid_prior.evaluation import (
     TARGET_FALL_RATE,
     TARGET_LIN_VEL_ERROR,
+    crossing,
     evaluate,
     protocol,
     steps_to_target,
 )
 from humanoid_prior.monitoring import machine, read_curves, rollout_frames, write_video
 from humanoid_prior.policy_io import load_policy
-from humanoid_prior.teacher import train_teacher
+from humanoid_prior.teacher import WARM_START, train_teacher
 
 RESULTS = Path(__file__).resolve().parents[1] / "docs" / "results"
 
@@ -79,6 +80,9 @@ def train_seed(cfg: Any, run_dir: Path, no_wandb: bool) -> dict[str, Any]:
     if not evals or evals[-1]["env_steps"] < policy.num_timesteps:
         evals.append({"env_steps": policy.num_timesteps, **summary})
     minutes = policy.trained_seconds / 60.0
+    # Rough teachers also walk straight over each feature (0.10 m stairs, 15° slopes) for 20 s.
+    crossed = crossing(policy.cfg.task, policy) if policy.cfg.task.terrain is not None else None
+    warm = run_dir / WARM_START
     starts = json.loads((run_dir / "meta.json").read_text())["starts"]
     return {
         "steps_to_target": steps_to_target(evals),
@@ -91,6 +95,9 @@ def train_seed(cfg: Any, run_dir: Path, no_wandb: bool) -> dict[str, Any]:
         "minutes": round(minutes, 2),
         "steps_per_s": round(policy.num_timesteps / max(policy.trained_seconds, 1e-9)),
         "table": result["table"],  # per command (flat) or terrain cell (rough): distance, falls, errors
+        **({"crossing": crossed} if crossed is not None else {}),
+        # A warm-started run's steps include its source's (--run.init-from): the source run and steps.
+        **({"warm_start": json.loads(warm.read_text())} if warm.exists() else {}),
         "evals": evals,
         "run_dir": str(run_dir),
         # Every (re)start of the training itself, as recorded in the run's meta.json.
