@@ -232,7 +232,7 @@ def crossing(task: TaskCfg, policy: Policy, repeats: int = 16, episode_s: float 
         cell_task = dataclasses.replace(
             task, terrain=terrain, commands=commands, curriculum=CurriculumCfg(enabled=False),
             episode_length_s=episode_s, spawn_yaw=(0.0, 0.0),
-            sim=SimCfg(num_envs=repeats, sim_dt=task.sim.sim_dt, decimation=task.sim.decimation),
+            sim=dataclasses.replace(task.sim, num_envs=repeats),
         )  # fmt: skip
         env = LocomotionEnv(cell_task, seed=seed)
         env.reset(seed=seed)
