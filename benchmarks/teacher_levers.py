@@ -79,6 +79,37 @@ def at_steps(result: dict[str, Any], steps: int) -> dict[str, dict[str, Any]]:
     return out
 
 
+def flatten(tree: Any, prefix: str = "") -> dict[str, Any]:
+    """{"a.b.c": value} for a nested config dict."""
+    if not isinstance(tree, dict):
+        return {prefix: tree}
+    out: dict[str, Any] = {}
+    for key, value in tree.items():
+        out.update(flatten(value, f"{prefix}.{key}" if prefix else key))
+    return out
+
+
+def stale_settings(baseline: dict[str, Any], off: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Settings in which a lever's "off" runs differ from today's default other than the lever itself.
+
+    An "off" run measured against an older default differs in more than one lever; the table says so.
+    Run bookkeeping (`run.*`) and simulator threads do not change what is learnt and are ignored, and so
+    is a value where today's default is None: that means "the robot's own value", which older configs
+    wrote out (base_height_target 0.78 for the G1).
+    """
+    lever = {o.split("=", 1)[0] for o in overrides}
+    base, old = flatten(baseline), flatten(off)
+    return {
+        key: old.get(key, "absent")
+        for key in sorted(set(base) | set(old))
+        if base.get(key, "absent") != old.get(key, "absent")
+        and base.get(key, "absent") is not None
+        and not key.startswith("run.")
+        and key != "task.sim.nthread"
+        and not any(key == k or key.startswith(k + ".") for k in lever)
+    }
+
+
 def cell(rows: dict[str, dict[str, Any]]) -> str:
     if not rows:
         return "not run"
@@ -110,18 +141,17 @@ def report(steps: int) -> str:
         "|---|---|---|",
     ]
     commands = [baseline["command"]]
-    base_kl = baseline["config"]["ppo"]["desired_kl"]
-    for name, (what, _) in LEVERS.items():
+    for name, (what, overrides) in LEVERS.items():
         path = RESULTS / f"lever_{name}.json"
         off = {}
         if path.exists():
             result = json.loads(path.read_text())
             off = at_steps(result, steps)
             commands.append(result["command"])
-            kl = result.get("config", {}).get("ppo", {}).get("desired_kl")
-            if name != "desired_kl" and kl is not None and kl != base_kl:
-                # Measured against an older default: its "off" differs from today's default in two levers.
-                what += f" *(off runs made with desired_kl {kl}: compare with that row's off column)*"
+            stale = stale_settings(baseline["config"], result.get("config", {}), overrides)
+            if stale:
+                settings = ", ".join(f"{k} = {v}" for k, v in stale.items())
+                what += f" *(off runs made with an older default, which also differs in: {settings})*"
         lines.append(f"| {what} | {cell(on)} | {cell(off)} |")
     lines += ["", "Made by `python benchmarks/teacher_levers.py --report-only --steps "
               f"{steps}` from:", ""] + [f"- `{c}`" for c in commands]  # fmt: skip
