@@ -27,6 +27,11 @@ RESULTS = Path(__file__).resolve().parents[1] / "docs" / "results"
 BASELINE = RESULTS / "teacher_g1_flat.json"
 
 LEVERS: dict[str, tuple[str, list[str]]] = {
+    "gait_contact": (
+        "gait-clock contact reward at 1.0/s (off: 0.18/s, Unitree's weight, with which the policy learns to "
+        "hop on both feet and stands still when told to back up)",
+        ["task.rewards.weights.gait_contact=0.18"],
+    ),
     "symmetry": ("left-right mirror augmentation", ["ppo.symmetry=false"]),
     "ppo_update": (
         "symmetry + KL-adaptive rate (off: no mirror, constant 5e-4, KL early stop at 0.02: bare recipe)",
