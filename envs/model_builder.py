@@ -241,8 +241,22 @@ def _add_sensors(spec: mujoco.MjSpec, sensors: list[SensorSpec]) -> None:
             added.intprm[:3] = (_CONTACT_DATA_FOUND_FORCE, _CONTACT_REDUCE_NETFORCE, 1)
 
 
-def _add_ground(spec: mujoco.MjSpec, terrain: Terrain | None) -> None:
-    """A plane, or the terrain as one heightfield whose grid element [0, 0] sits at `terrain.origin_xy`."""
+HFIELD_PRIORITY = 10
+"""Contact priority of the heightfield: above any robot geom's (the Menagerie G1's feet have 1), so that
+its contact settings are the ones used."""
+
+
+def _add_ground(spec: mujoco.MjSpec, terrain: Terrain | None, sim_dt: float) -> None:
+    """A plane, or the terrain as one heightfield whose grid element [0, 0] sits at `terrain.origin_xy`.
+
+    MuJoCo collides a heightfield as a set of prisms, one per triangle. A small foot sphere (the G1's
+    have a 5 mm radius) that sinks into the surface near a cell edge can be pushed out through the
+    neighbouring prism's vertical wall: measured walking on an all-flat heightfield, half of the foot
+    contacts had normals tilted by more than 5° (some horizontal), and a flat-ground teacher that never
+    falls on a plane fell in 7 of 16 episodes. The heightfield's contacts are therefore as stiff as the
+    physics step allows (time constant 2 x sim_dt; MuJoCo's default 0.02 s let the spheres sink ~13 mm):
+    then 4% of the normals tilt and none of the 16 episodes falls.
+    """
     world = spec.worldbody
     world.add_light(pos=(0, 0, 10), dir=(0, 0, -1), type=mujoco.mjtLightType.mjLIGHT_DIRECTIONAL)
     # A 1 m checker on the ground, so that walking reads in videos (visual only).
@@ -281,6 +295,8 @@ def _add_ground(spec: mujoco.MjSpec, terrain: Terrain | None) -> None:
         material="ground_grid",
         contype=_GROUND_BIT,
         conaffinity=_ROBOT_BIT,
+        priority=HFIELD_PRIORITY,
+        solref=(2.0 * sim_dt, 1.0),
     )
 
 
@@ -362,7 +378,7 @@ def build_model(robot: RobotCfg, terrain: Terrain | None = None, sim_dt: float =
     _add_pd_actuators(spec, robot)
     sensors = task_sensors(robot)
     _add_sensors(spec, sensors)
-    _add_ground(spec, terrain)
+    _add_ground(spec, terrain, sim_dt)
     spec.option.timestep = sim_dt
     # implicitfast integrates the PD damping implicitly: stable at 200 Hz with stiff gains.
     spec.option.integrator = mujoco.mjtIntegrator.mjINT_IMPLICITFAST

@@ -168,3 +168,25 @@ def test_terrain_heightfield_is_where_the_height_query_says() -> None:
         assert geomid[0] == ground
         assert 10.0 - dist == pytest.approx(expected, abs=1e-4)
     np.testing.assert_allclose(terrain.height_at(xy), terrain.heights[ij[:, 0], ij[:, 1]], atol=1e-9)
+
+
+def test_feet_sliding_on_a_flat_heightfield_get_upward_contact_normals(g1_model: RobotModel) -> None:
+    """A heightfield is a set of prisms: a foot sphere sunk near a cell edge could be pushed out sideways
+    through a neighbouring prism's wall. With the terrain's stiff contacts the normals stay upright."""
+    terrain = generate_terrain(TerrainCfg(num_rows=1, num_cols=1, tile_size=4.0, proportions=(("flat", 1),)))
+    rm = build_model(get_robot("g1"), terrain)
+    m, d = rm.model, mujoco.MjData(rm.model)
+    centre = terrain.tile_centers(np.array([0]), np.array([0]))[0]
+    d.qpos[:] = rm.default_qpos(rm.robot.nominal_base_height + 0.02)
+    d.qpos[rm.base_qpos_adr : rm.base_qpos_adr + 2] = centre[:2]
+    ground = m.geom("ground").id
+    normals = []
+    for step in range(300):  # 1.5 s; from 0.3 s on, the base is dragged forward at 0.6 m/s
+        if step >= 60:
+            d.qvel[0] = 0.6
+        d.ctrl[:] = rm.robot.default_joint_pos  # position actuators: hold the default pose
+        mujoco.mj_step(m, d)
+        normals += [abs(c.frame[2]) for c in d.contact[: d.ncon] if ground in (c.geom1, c.geom2)]
+    normals = np.array(normals)
+    assert len(normals) > 100, "the feet touch the ground"
+    assert np.mean(normals < math.cos(math.radians(5))) < 0.1
