@@ -4,11 +4,11 @@ The rough teacher starts from the flat one (legged_gym and mjlab users do the sa
 learnt on flat ground, where it is cheap, and the terrain curriculum then only has to teach climbing.
 The two tasks observe different height scans (flat: a point under the base and each foot; rough: a
 45 + 10 point grid), so the networks' first layers differ in width. Every input present in both layouts
-keeps its weights and normaliser statistics: terms by name, scan points by their offset from the base or
-foot. The other inputs (the rough grid's new points) get zero weights, so the warm-started policy acts
-exactly as its source until training teaches it to use them. Deeper layers, the action noise and the
-learning rate are copied; the optimizer starts fresh (its moments have the old shapes). The step count
-continues, so a result reports the steps of both stages together.
+keeps its weights and normaliser statistics (terms by name); height scans are carried only between
+identical scan layouts. The other inputs get zero weights, so the warm-started policy acts exactly as its
+source does on average flat ground until training teaches it to use them. Deeper layers, the action
+noise and the learning rate are copied; the optimizer starts fresh (its moments have the old shapes).
+The step count continues, so a result reports the steps of both stages together.
 """
 
 from __future__ import annotations
@@ -56,6 +56,9 @@ def column_keys(layout: list[TermSlice], scan: ScanCfg, num_feet: int) -> dict[A
     return keys
 
 
+SCAN_TERMS = ("height_scan", "feet_height_scan")
+
+
 def column_map(
     source: list[TermSlice],
     source_scan: ScanCfg,
@@ -63,10 +66,16 @@ def column_map(
     target_scan: ScanCfg,
     num_feet: int,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(target columns, source columns) of every input both layouts read."""
+    """(target columns, source columns) of every input both layouts read.
+
+    Height-scan points are carried only between identical scan layouts: a flat teacher's scan read the
+    same flat ground all its life, so its weights on them hold no knowledge of terrain, and its
+    normaliser saw a variance near 0 that would blow real terrain up to the clip.
+    """
     old = column_keys(source, source_scan, num_feet)
     new = column_keys(target, target_scan, num_feet)
-    shared = [key for key in new if key in old]
+    same_scan = source_scan == target_scan
+    shared = [key for key in new if key in old and (same_scan or key[0] not in SCAN_TERMS)]
     return np.array([new[k] for k in shared], dtype=np.intp), np.array(
         [old[k] for k in shared], dtype=np.intp
     )
@@ -104,11 +113,12 @@ def warm_start(session: TrainingSession, source_run: Path) -> dict[str, Any]:
 
     rms = session.venv.obs_rms[group]
     saved = data["obs_rms"][group]
-    mean, var = np.zeros(width), np.ones(width)
+    mean, var = np.zeros(width), np.ones(width)  # new inputs (scan heights, m) enter unscaled
     mean[new], var[new] = saved["mean"].numpy()[old], saved["var"].numpy()[old]
-    # A count of one iteration's samples lets the statistics of the new terrain take over within a few
-    # iterations; the source's count (millions) would freeze them.
-    rms.mean, rms.var, rms.count = mean, var, float(session.samples_per_iteration)
+    # The source's count keeps the carried statistics as the policy learnt them. Measured with a count of
+    # one iteration instead: the statistics moved within a few iterations, the policy's inputs with
+    # them, and its tracking error went from 0.15 to 0.76 m/s in 40 k steps.
+    rms.mean, rms.var, rms.count = mean, var, float(saved["count"])
 
     steps = int(data["num_timesteps"])
     session.model.num_timesteps = session.trained_steps = steps
