@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import torch
 from stable_baselines3.common.callbacks import BaseCallback
 
 from humanoid_prior.config import named_teacher_preset, to_dict
@@ -106,7 +107,7 @@ def main() -> None:
         session = TrainingSession(cfg, Path(tmp))
         if args.adam == "for-loop":
             policy = session.model.policy
-            policy.optimizer = type(policy.optimizer)(
+            policy.optimizer = torch.optim.Adam(
                 policy.parameters(), lr=policy.optimizer.param_groups[0]["lr"], eps=1e-5, foreach=False
             )
         train_steps_per_s(session, 2)  # warm-up: allocations, first resets, torch kernels

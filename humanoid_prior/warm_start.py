@@ -44,13 +44,13 @@ def source_layout(cfg: TeacherCfg) -> list[TermSlice]:
 
 def column_keys(layout: list[TermSlice], scan: ScanCfg, num_feet: int) -> dict[Any, int]:
     """What each input column reads -> its index: (term, i), or (term, foot, x, y) for scan points."""
-    points = {
+    points: dict[str, list[Any]] = {
         "height_scan": [(x, y) for x in scan.base_x for y in scan.base_y],
         "feet_height_scan": [(foot, x, y) for foot in range(num_feet) for x, y in scan.foot_xy],
     }
     keys: dict[Any, int] = {}
     for term in layout:
-        labels = points.get(term.name, range(term.stop - term.start))
+        labels = points.get(term.name, list(range(term.stop - term.start)))
         for column, label in zip(range(term.start, term.stop), labels, strict=True):
             keys[(term.name, label)] = column
     return keys

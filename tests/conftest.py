@@ -1,11 +1,16 @@
 from __future__ import annotations
 
+import dataclasses
 import functools
 import os
 from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
 import pytest
 
+from humanoid_prior.config import PPOCfg, RunCfg, TeacherCfg, g1_flat
+from humanoid_prior.envs.batched_sim import SimCfg
 from humanoid_prior.envs.model_builder import RobotModel, build_model
 from humanoid_prior.envs.robots import get_robot
 
@@ -52,3 +57,14 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         from reliability_doc import write
 
         write(out, _BAD_INPUTS, sorted(_BAD_INPUT_TESTS))
+
+
+def tiny_cfg(tmp_path: Path, **run_changes: Any) -> TeacherCfg:
+    """A G1 flat teacher of 4 envs and 64 steps, checkpointing every iteration, in `tmp_path`."""
+    cfg = g1_flat()
+    task = dataclasses.replace(cfg.task, sim=SimCfg(num_envs=4, nthread=1))
+    settings: dict[str, Any] = dict(run_dir=str(tmp_path), name="tiny", total_steps=64, checkpoint_every=1,
+                                    video_every=0, progress_bar=False)  # fmt: skip
+    run = dataclasses.replace(RunCfg(), **(settings | run_changes))
+    ppo = dataclasses.replace(PPOCfg(), n_steps=8, batch_size=16, n_epochs=1)
+    return dataclasses.replace(cfg, task=task, run=run, ppo=ppo)

@@ -180,13 +180,13 @@ def test_feet_sliding_on_a_flat_heightfield_get_upward_contact_normals(g1_model:
     d.qpos[:] = rm.default_qpos(rm.robot.nominal_base_height + 0.02)
     d.qpos[rm.base_qpos_adr : rm.base_qpos_adr + 2] = centre[:2]
     ground = m.geom("ground").id
-    normals = []
+    found: list[float] = []
     for step in range(300):  # 1.5 s; from 0.3 s on, the base is dragged forward at 0.6 m/s
         if step >= 60:
             d.qvel[0] = 0.6
         d.ctrl[:] = rm.robot.default_joint_pos  # position actuators: hold the default pose
         mujoco.mj_step(m, d)
-        normals += [abs(c.frame[2]) for c in d.contact[: d.ncon] if ground in (c.geom1, c.geom2)]
-    normals = np.array(normals)
+        found += [abs(c.frame[2]) for c in d.contact[: d.ncon] if ground in (c.geom1, c.geom2)]
+    normals = np.array(found)
     assert len(normals) > 100, "the feet touch the ground"
     assert np.mean(normals < math.cos(math.radians(5))) < 0.1

@@ -7,15 +7,15 @@ import json
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
 import torch
+from conftest import tiny_cfg
 
 from humanoid_prior import evaluation
 from humanoid_prior.checkpoint import CheckpointError, list_checkpoints, load_checkpoint, save_checkpoint
-from humanoid_prior.config import PPOCfg, RunCfg, TeacherCfg, g1_flat, g1_rough, teacher_preset, to_dict
+from humanoid_prior.config import PPOCfg, TeacherCfg, g1_flat, g1_rough, teacher_preset, to_dict
 from humanoid_prior.config_io import from_dict, with_overrides
 from humanoid_prior.envs.batched_sim import SimCfg
 from humanoid_prior.evaluation import EvalCfg, evaluate
@@ -25,16 +25,6 @@ from humanoid_prior.teacher import train_teacher
 from humanoid_prior.training import TrainingSession, learning_rate_schedule
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-def tiny_cfg(tmp_path: Path, **run_changes) -> TeacherCfg:
-    cfg = g1_flat()
-    task = dataclasses.replace(cfg.task, sim=SimCfg(num_envs=4, nthread=1))
-    settings: dict[str, Any] = dict(run_dir=str(tmp_path), name="tiny", total_steps=64, checkpoint_every=1,
-                                    video_every=0, progress_bar=False)  # fmt: skip
-    run = dataclasses.replace(RunCfg(), **(settings | run_changes))
-    ppo = dataclasses.replace(PPOCfg(), n_steps=8, batch_size=16, n_epochs=1)
-    return dataclasses.replace(cfg, task=task, run=run, ppo=ppo)
 
 
 def test_configs_round_trip_through_json() -> None:

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import tiny_cfg
 
 from humanoid_prior.config import TeacherCfg, g1_rough
 from humanoid_prior.envs.batched_sim import SimCfg
@@ -16,7 +17,6 @@ from humanoid_prior.policy_io import load_policy
 from humanoid_prior.teacher import WARM_START, train_teacher
 from humanoid_prior.training import TrainingSession
 from humanoid_prior.warm_start import column_map, source_layout, warm_start
-from tests.test_teacher import tiny_cfg
 
 
 def tiny_rough(tmp_path: Path, source: Path | None, name: str = "rough") -> TeacherCfg:
@@ -50,6 +50,7 @@ def test_the_warm_started_policy_acts_and_values_as_its_source(tmp_path: Path, f
     session.env.reset()
     obs = session.env.observe()
     target = session.env.observations.layouts["privileged"]
+    assert isinstance(source.cfg, TeacherCfg)
     flat_layout = source_layout(source.cfg)
     # The flat policy's scan reads its average flat ground (its normaliser's mean); the rest is shared.
     flat_obs = np.tile(source.obs_mean["privileged"], (4, 1)).astype(np.float32)
