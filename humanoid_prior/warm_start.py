@@ -123,7 +123,6 @@ def warm_start(session: TrainingSession, source_run: Path) -> dict[str, Any]:
     steps = int(data["num_timesteps"])
     session.model.num_timesteps = session.trained_steps = steps
     session.env.env_steps = steps  # the randomisation curriculum continues where the source left it
-    session.trained_seconds = float(data["trained_seconds"])
     if session.model.adaptive_lr is not None and data.get("learning_rate") is not None:
         session.model.adaptive_lr.value = float(data["learning_rate"])
     carried = np.zeros(width, dtype=bool)
@@ -132,6 +131,7 @@ def warm_start(session: TrainingSession, source_run: Path) -> dict[str, Any]:
         "source": str(source_run),
         "checkpoint": str(path),
         "env_steps": steps,
+        "source_minutes": round(float(data["trained_seconds"]) / 60.0, 2),  # this run's own clock starts at 0
         "inputs_carried": int(carried.sum()),
         "inputs_new": {
             t.name: int((~carried[t.start : t.stop]).sum())
