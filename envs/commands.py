@@ -33,7 +33,8 @@ class CommandCfg:
     """Planar speeds and yaw rates below this are zeroed (the robot cannot track tiny commands)."""
     backward_fraction: float | None = None
     """Share of draws with v_x < 0, each side's speed uniform between 0 and its end of `lin_vel_x`;
-    None draws v_x uniformly over the range. A short backward side drawn uniformly gets few commands
+    None draws v_x uniformly over the range. The share is of draws, before `small_command` zeroes slow
+    ones and `standing_fraction` zeroes some. A short backward side drawn uniformly gets few commands
     where standing still loses much tracking reward, so a policy can stand when told to back up."""
 
     def __post_init__(self) -> None:

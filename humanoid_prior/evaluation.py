@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from humanoid_prior.envs.batched_sim import SimCfg
+from humanoid_prior.envs.commands import CommandCfg
 from humanoid_prior.envs.curriculum import CurriculumCfg
 from humanoid_prior.envs.locomotion import LocomotionEnv
 from humanoid_prior.envs.task_cfg import TaskCfg
@@ -84,6 +85,12 @@ def protocol(terrain_name: str) -> EvalCfg:
     return rough_eval() if terrain_name == "rough" else EvalCfg()
 
 
+def _held_commands(task: TaskCfg) -> CommandCfg:
+    """The task's commands held as set: no resampling, no standing draws, nothing zeroed."""
+    return dataclasses.replace(task.commands, resample_interval_s=(1e9, 1e9), standing_fraction=0.0,
+                               small_command=0.0, heading_command=False)  # fmt: skip
+
+
 def _eval_task(task: TaskCfg, cfg: EvalCfg, num_envs: int) -> TaskCfg:
     terrain = task.terrain
     if terrain is not None:
@@ -96,9 +103,7 @@ def _eval_task(task: TaskCfg, cfg: EvalCfg, num_envs: int) -> TaskCfg:
             proportions=types,
             difficulty_range=(lo, hi),
         )
-    # Commands are held: no resampling, no standing draws, nothing zeroed.
-    commands = dataclasses.replace(task.commands, resample_interval_s=(1e9, 1e9), standing_fraction=0.0,
-                                   small_command=0.0, heading_command=False)  # fmt: skip
+    commands = _held_commands(task)
     return dataclasses.replace(
         task, terrain=terrain, commands=commands, curriculum=CurriculumCfg(enabled=False),
         episode_length_s=cfg.episode_s, sim=SimCfg(num_envs=num_envs, sim_dt=task.sim.sim_dt,
@@ -227,8 +232,7 @@ def crossing(task: TaskCfg, policy: Policy, repeats: int = 16, episode_s: float 
     for name, (kind, difficulty) in crossing_cells(task.terrain).items():
         terrain = dataclasses.replace(task.terrain, num_rows=3, num_cols=1, proportions=((kind.value, 1.0),),
                                       difficulty_range=(difficulty, difficulty))  # fmt: skip
-        commands = dataclasses.replace(task.commands, resample_interval_s=(1e9, 1e9), standing_fraction=0.0,
-                                       small_command=0.0, heading_command=False)  # fmt: skip
+        commands = _held_commands(task)
         cell_task = dataclasses.replace(
             task, terrain=terrain, commands=commands, curriculum=CurriculumCfg(enabled=False),
             episode_length_s=episode_s, spawn_yaw=(0.0, 0.0),

@@ -9,10 +9,11 @@ from typing import Any
 
 import pytest
 
-from humanoid_prior.config import PPOCfg, RunCfg, TeacherCfg, g1_flat
+from humanoid_prior.config import PPOCfg, RunCfg, TeacherCfg, g1_flat, g1_rough
 from humanoid_prior.envs.batched_sim import SimCfg
 from humanoid_prior.envs.model_builder import RobotModel, build_model
 from humanoid_prior.envs.robots import get_robot
+from humanoid_prior.envs.task_cfg import TaskCfg
 
 
 @functools.cache
@@ -68,3 +69,11 @@ def tiny_cfg(tmp_path: Path, **run_changes: Any) -> TeacherCfg:
     run = dataclasses.replace(RunCfg(), **(settings | run_changes))
     ppo = dataclasses.replace(PPOCfg(), n_steps=8, batch_size=16, n_epochs=1)
     return dataclasses.replace(cfg, task=task, run=run, ppo=ppo)
+
+
+def tiny_rough_task(num_rows: int) -> TaskCfg:
+    """The G1 rough task on `num_rows` x 7 tiles (one column per terrain type) with 4 envs."""
+    rough = g1_rough().task
+    assert rough.terrain is not None
+    terrain = dataclasses.replace(rough.terrain, num_rows=num_rows, num_cols=7)
+    return dataclasses.replace(rough, terrain=terrain, sim=SimCfg(num_envs=4, nthread=1))

@@ -170,7 +170,7 @@ def test_terrain_heightfield_is_where_the_height_query_says() -> None:
     np.testing.assert_allclose(terrain.height_at(xy), terrain.heights[ij[:, 0], ij[:, 1]], atol=1e-9)
 
 
-def test_feet_sliding_on_a_flat_heightfield_get_upward_contact_normals(g1_model: RobotModel) -> None:
+def test_feet_sliding_on_a_flat_heightfield_get_upward_contact_normals() -> None:
     """A heightfield is a set of prisms: a foot sphere sunk near a cell edge could be pushed out sideways
     through a neighbouring prism's wall. With the terrain's stiff contacts the normals stay upright."""
     terrain = generate_terrain(TerrainCfg(num_rows=1, num_cols=1, tile_size=4.0, proportions=(("flat", 1),)))

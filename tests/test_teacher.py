@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import tiny_cfg
+from conftest import tiny_cfg, tiny_rough_task
 
 from humanoid_prior import evaluation
 from humanoid_prior.checkpoint import CheckpointError, list_checkpoints, load_checkpoint, save_checkpoint
@@ -172,14 +172,7 @@ def test_evaluation_counts_falls_and_groups_results() -> None:
 
 
 def test_resume_restores_curriculum_levels_and_env_random_state(tmp_path: Path) -> None:
-    rough = g1_rough().task
-    assert rough.terrain is not None
-    task = dataclasses.replace(
-        rough,
-        terrain=dataclasses.replace(rough.terrain, num_rows=4, num_cols=7),
-        sim=SimCfg(num_envs=4, nthread=1),
-    )
-    cfg = dataclasses.replace(tiny_cfg(tmp_path), task=task)
+    cfg = dataclasses.replace(tiny_cfg(tmp_path), task=tiny_rough_task(num_rows=4))
     session = TrainingSession(cfg, tmp_path / "run")
     session.env.reset()
     curriculum = session.env.curriculum

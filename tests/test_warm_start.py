@@ -9,10 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import tiny_cfg
+from conftest import tiny_cfg, tiny_rough_task
 
-from humanoid_prior.config import TeacherCfg, g1_rough
-from humanoid_prior.envs.batched_sim import SimCfg
+from humanoid_prior.config import TeacherCfg
 from humanoid_prior.policy_io import load_policy
 from humanoid_prior.teacher import WARM_START, train_teacher
 from humanoid_prior.training import TrainingSession
@@ -21,13 +20,7 @@ from humanoid_prior.warm_start import column_map, source_layout, warm_start
 
 def tiny_rough(tmp_path: Path, source: Path | None, name: str = "rough") -> TeacherCfg:
     flat = tiny_cfg(tmp_path)
-    rough = g1_rough().task
-    assert rough.terrain is not None
-    task = dataclasses.replace(
-        rough,
-        terrain=dataclasses.replace(rough.terrain, num_rows=2, num_cols=7),
-        sim=SimCfg(num_envs=4, nthread=1),
-    )
+    task = tiny_rough_task(num_rows=2)
     run = dataclasses.replace(flat.run, name=name, init_from=None if source is None else str(source))
     return dataclasses.replace(flat, task=task, run=run, terrain_name="rough")
 
