@@ -34,8 +34,8 @@ class PipelineCfg:
     budget: float = 1.0
     """Scales every stage's env steps."""
     teacher_steps: int = 10_000_000
-    """Teacher training env steps at budget 1 (the flat teacher walks forward from ~5 M but has not yet met
-    its tracking target at 8 M: docs/results/teacher_g1_flat.json)."""
+    """Teacher training env steps at budget 1 (the flat teacher met its target, <= 0.15 m/s and <= 2% falls,
+    at 6.0 M and 7.0 M steps in two seeds: docs/results/teacher_g1_flat.json; 10 M leaves a margin)."""
     student_steps: int = 5_000_000
     """Student training env steps at budget 1."""
     teacher_minutes: float | None = None
