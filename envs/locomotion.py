@@ -18,7 +18,7 @@ import numpy as np
 
 from .batched_sim import BatchedSim
 from .commands import CommandSampler
-from .curriculum import TerrainCurriculum
+from .curriculum import TerrainCurriculum, commanded_step
 from .model_builder import build_model
 from .observations import ObservationManager, motion_features
 from .randomization import DomainRandomizer
@@ -78,7 +78,8 @@ class LocomotionEnv:
         self._last_contact = np.zeros((n, f), dtype=bool)
         self._last_joint_vel = np.zeros((n, j))
         self._spawn_xy = np.zeros((n, 2))
-        self._commanded_distance = np.zeros(n)
+        self._commanded_xy = np.zeros((n, 2))
+        """Where each robot would be, relative to its spawn point, had it tracked its commands exactly."""
         self._scan_base = np.array([(x, y) for x in cfg.scan.base_x for y in cfg.scan.base_y])
         self._scan_foot = np.asarray(cfg.scan.foot_xy, dtype=np.float64)
 
@@ -136,8 +137,8 @@ class LocomotionEnv:
         self.domain_rand.step(self.dt)
         diverged = self.sim.step(targets).copy()
         self.episode_step += 1
-        self._commanded_distance += np.linalg.norm(self.commands.commands[:, :2], axis=1) * self.dt
         self._refresh_state()
+        self._commanded_xy += commanded_step(self._yaw(), self.commands.commands[:, :2], self.dt)
         self._advance_step_clocks()
 
         terminated, causes = self._terminations(diverged)
@@ -172,7 +173,7 @@ class LocomotionEnv:
                 "r": self.episode_return[done_ids].copy(),
                 "l": self.episode_step[done_ids].copy(),
             }
-            self._reset_envs(done_ids, log)
+            self._reset_envs(done_ids, log, fell=terminated[done_ids])
             # Only the reset envs' state changed: re-read positions and velocities for their first
             # observation, without advancing any per-step clock (air time, joint acceleration) again.
             self._refresh_state()
@@ -296,12 +297,19 @@ class LocomotionEnv:
             terminated |= value
         return terminated, causes
 
-    def _reset_envs(self, env_ids: np.ndarray, log: dict[str, float], update_curriculum: bool = True) -> None:
-        """Curriculum update, new physics parameters, spawn pose, commands and cleared buffers."""
+    def _reset_envs(
+        self, env_ids: np.ndarray, log: dict[str, float], fell: np.ndarray | None = None,
+        update_curriculum: bool = True,
+    ) -> None:  # fmt: skip
+        """Curriculum update, new physics parameters, spawn pose, commands and cleared buffers.
+
+        `fell`: which of `env_ids` ended in a fall (the curriculum demotes those).
+        """
         k = len(env_ids)
         if self.curriculum is not None and update_curriculum:
             walked = np.linalg.norm(self.sim.base_pos[env_ids, :2] - self._spawn_xy[env_ids], axis=1)
-            self.curriculum.update(env_ids, walked, self._commanded_distance[env_ids])
+            commanded = np.linalg.norm(self._commanded_xy[env_ids], axis=1)
+            self.curriculum.update(env_ids, walked, commanded, fell)
         origins = self.curriculum.origins[env_ids] if self.curriculum is not None else np.zeros((k, 3))
         self.domain_rand.reset(env_ids)
         rm = self.robot_model
@@ -328,7 +336,7 @@ class LocomotionEnv:
         self.episode_return[env_ids] = 0.0
         self._air_time[env_ids] = 0.0
         self._last_contact[env_ids] = False
-        self._commanded_distance[env_ids] = 0.0
+        self._commanded_xy[env_ids] = 0.0
         self.observations.reset(env_ids)
         log.update(self.rewards.reset(env_ids))
 

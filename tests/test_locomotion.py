@@ -9,7 +9,7 @@ import pytest
 
 from humanoid_prior.envs.batched_sim import SimCfg
 from humanoid_prior.envs.commands import CommandCfg, CommandSampler
-from humanoid_prior.envs.curriculum import CurriculumCfg, TerrainCurriculum
+from humanoid_prior.envs.curriculum import CurriculumCfg, TerrainCurriculum, commanded_step
 from humanoid_prior.envs.locomotion import LocomotionEnv
 from humanoid_prior.envs.observations import motion_features
 from humanoid_prior.envs.randomization import DomainRandCfg
@@ -113,6 +113,62 @@ def test_curriculum_promotes_walkers_and_demotes_stragglers() -> None:
     assert cur.levels[:3].tolist() == [3, 1, 2]
     assert 0 <= cur.levels[3] <= 4
     np.testing.assert_allclose(cur.origins[0], terrain.tile_center(3, cur.types[0]))
+
+    # A fall demotes, however far the robot got, unless it got past half a tile first.
+    cur.levels[:] = 2
+    cur.update(np.arange(3), distance=np.array([1.5, 1.5, 2.5]), commanded_distance=np.array([2.0, 2.0, 2.0]),
+               fell=np.array([False, True, True]))  # fmt: skip
+    assert cur.levels[:3].tolist() == [2, 1, 3]
+
+
+def test_curriculum_asks_a_perfect_walker_for_where_its_commands_lead_not_for_their_path_length() -> None:
+    # Robots that track the default commands exactly for a 20 s episode. Their yaw-rate commands bend each
+    # path into arcs (v = 0.5 m/s at 0.3 rad/s: a 1.7 m radius), so the path's length says little about
+    # how far from the spawn point they end up.
+    rng = np.random.default_rng(0)
+    n, dt = 2000, 0.02
+    commands = CommandSampler(CommandCfg(), n, dt, rng)
+    commands.resample(np.arange(n))
+    yaw = rng.uniform(-np.pi, np.pi, n)
+    position, commanded, path = np.zeros((n, 2)), np.zeros((n, 2)), np.zeros(n)
+    for _ in range(round(20.0 / dt)):
+        commands.step(yaw)
+        v = commands.commands
+        yaw = yaw + v[:, 2] * dt
+        forward = np.column_stack([np.cos(yaw), np.sin(yaw)])
+        left = np.column_stack([-np.sin(yaw), np.cos(yaw)])
+        position += (forward * v[:, :1] + left * v[:, 1:2]) * dt  # base-frame velocity, rotated by hand
+        commanded += commanded_step(yaw, v[:, :2], dt)
+        path += np.linalg.norm(v[:, :2], axis=1) * dt
+    np.testing.assert_allclose(commanded, position, atol=1e-9)
+    walked = np.linalg.norm(position, axis=1)
+    terrain = generate_terrain(TerrainCfg(num_rows=5, num_cols=1, proportions=(("flat", 1.0),)))
+    for asked, demoted_share in ((np.linalg.norm(commanded, axis=1), 0.0), (path, 0.2)):
+        cur = TerrainCurriculum(CurriculumCfg(max_init_level=0), terrain, n, np.random.default_rng(1))
+        cur.levels[:] = 2
+        cur.update(np.arange(n), distance=walked, commanded_distance=asked)
+        if demoted_share == 0.0:
+            assert np.all(cur.levels >= 2), "a robot that did exactly what it was told is never demoted"
+        else:  # the path-length rule (legged_gym's |command| x time) demotes many perfect walkers
+            assert np.mean(cur.levels == 1) > demoted_share
+
+
+def test_env_integrates_the_commanded_displacement_with_the_robots_heading() -> None:
+    held = CommandCfg(resample_interval_s=(100.0, 100.0), standing_fraction=0.0)
+    no_dr = DomainRandCfg(enabled=False)
+    task = small_task(num_envs=2, domain_rand=no_dr, terminations=NEVER_FALL, commands=held)
+    env = LocomotionEnv(task, seed=0)
+    env.reset(seed=0)
+    env.commands.commands[:] = [[0.5, 0.0, 0.0], [0.0, -0.4, 0.0]]
+    headings = []
+    for _ in range(25):
+        env.step(np.zeros((2, env.num_joints)))
+        headings.append(env._yaw())
+    env.close()
+    yaw = np.mean(headings, axis=0)  # the robots stand still: their heading barely moves
+    expected = np.array([[0.5 * np.cos(yaw[0]), 0.5 * np.sin(yaw[0])],
+                         [0.4 * np.sin(yaw[1]), -0.4 * np.cos(yaw[1])]]) * 25 * env.dt  # fmt: skip
+    np.testing.assert_allclose(env._commanded_xy, expected, atol=1e-3)
 
 
 def test_domain_randomisation_reaches_each_env_model_and_pushes_move_the_base() -> None:
