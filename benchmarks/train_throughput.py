@@ -6,12 +6,19 @@ Each round times `--iterations` PPO iterations (rollout collection + update, fro
 start to the end of the last update) and then the same number of env steps driven by random actions
 through the same vectorised env stack (LocomotionVecEnv + VecNormalize) with no policy and no update.
 Rounds interleave so that noise on a shared machine hits both sides alike; the reported ratio is the
-median of the per-round ratios. Target: `ratio` = train_steps_per_s / env_steps_per_s >= 0.6.
+median of the per-round ratios. Target: `ratio` = train_steps_per_s / env_steps_per_s >= 0.62. Each
+round also splits a PPO iteration into the env's own time, what collecting adds to it (policy forward
+passes, SB3's rollout buffer) and the update. Last, the update's network compute alone is timed per
+minibatch (SB3's `evaluate_actions`, PPO-shaped loss, backward, gradient clip, Adam; random inputs) in
+float32, as trained, and under bfloat16 autocast (a lever that changes the numerics: it needs learning
+runs before it can be a default), with the ratio each would allow if collecting cost nothing beyond the
+env (`ratio_ceiling`).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import shlex
@@ -31,16 +38,25 @@ from humanoid_prior.training import TrainingSession
 
 
 class IterationClock(BaseCallback):
-    """Wall-clock from the first rollout's start to the end of training (setup and env reset excluded)."""
+    """Wall-clock from the first rollout's start to the end of training, and the part spent collecting.
+
+    Setup and the env's first reset are excluded; what is not collection is PPO's update.
+    """
 
     def __init__(self) -> None:
         super().__init__()
         self.started: float | None = None
         self.ended = 0.0
+        self.rollout_started = 0.0
+        self.collecting = 0.0
 
     def _on_rollout_start(self) -> None:
+        self.rollout_started = time.perf_counter()
         if self.started is None:
-            self.started = time.perf_counter()
+            self.started = self.rollout_started
+
+    def _on_rollout_end(self) -> None:
+        self.collecting += time.perf_counter() - self.rollout_started
 
     def _on_step(self) -> bool:
         return True
@@ -49,12 +65,18 @@ class IterationClock(BaseCallback):
         self.ended = time.perf_counter()
 
 
-def train_steps_per_s(session: TrainingSession, iterations: int) -> float:
+SPLIT = ("iteration_ms", "env_ms", "collect_overhead_ms", "update_ms")
+"""A PPO iteration split: the env alone + what collecting adds + the update = the iteration."""
+
+
+def train_steps_per_s(session: TrainingSession, iterations: int) -> tuple[float, float]:
+    """PPO's end-to-end env steps per second, and the share of its time spent collecting rollouts."""
     clock = IterationClock()
     steps = iterations * session.samples_per_iteration
     session.model.learn(steps, callback=clock, reset_num_timesteps=False)
     assert clock.started is not None
-    return steps / (clock.ended - clock.started)
+    elapsed = clock.ended - clock.started
+    return steps / elapsed, clock.collecting / elapsed
 
 
 def env_steps_per_s(session: TrainingSession, iterations: int, rng: np.random.Generator) -> float:
@@ -67,6 +89,44 @@ def env_steps_per_s(session: TrainingSession, iterations: int, rng: np.random.Ge
     for a in actions:
         venv.step(a)
     return control_steps * num_envs / (time.perf_counter() - start)
+
+
+def minibatch_step_ms(session: TrainingSession, batch: int, bfloat16: bool, reps: int) -> float:
+    """Median wall-clock of one PPO minibatch step of `batch` samples (ms)."""
+    policy = session.model.policy
+    rng = np.random.default_rng(0)
+    obs = {
+        key: torch.as_tensor(rng.normal(size=(batch, size)), dtype=torch.float32)
+        for key, size in session.env.obs_sizes.items()
+    }
+    actions = torch.as_tensor(rng.normal(0.0, 0.5, size=(batch, session.env.num_joints)), dtype=torch.float32)
+    returns = torch.zeros(batch)
+    params = list(policy.parameters())
+    state = {k: v.clone() for k, v in policy.state_dict().items()}
+    optimizer_state = policy.optimizer.state_dict()
+
+    def step() -> None:
+        autocast = torch.autocast("cpu", dtype=torch.bfloat16) if bfloat16 else contextlib.nullcontext()
+        with autocast:
+            values, log_prob, entropy = policy.evaluate_actions(obs, actions)
+        assert entropy is not None
+        ratio = torch.exp(log_prob.float() - log_prob.detach().float())
+        loss = -ratio.mean() + ((returns - values.float().flatten()) ** 2).mean() - 0.005 * entropy.mean()
+        policy.optimizer.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        policy.optimizer.step()
+
+    for _ in range(3):
+        step()
+    times = []
+    for _ in range(reps):
+        start = time.perf_counter()
+        step()
+        times.append(time.perf_counter() - start)
+    policy.load_state_dict(state)  # leave the model as it was
+    policy.optimizer.load_state_dict(optimizer_state)
+    return 1e3 * float(np.median(times))
 
 
 def main() -> None:
@@ -113,15 +173,45 @@ def main() -> None:
         train_steps_per_s(session, 2)  # warm-up: allocations, first resets, torch kernels
         rounds = []
         for _ in range(args.rounds):
-            train = train_steps_per_s(session, args.iterations)
+            train, collect_share = train_steps_per_s(session, args.iterations)
             env = env_steps_per_s(session, args.iterations, rng)
-            rounds.append({"train_steps_per_s": train, "env_steps_per_s": env, "ratio": train / env})
-            print(f"train {train:8.0f} steps/s   env {env:8.0f} steps/s   ratio {train / env:.3f}")
+            # Per iteration: the env alone, what collecting adds to it (policy forward passes, SB3's buffer),
+            # and the update; their sum is the iteration, so a reader sees which part keeps the ratio down.
+            iteration_ms = 1e3 * session.samples_per_iteration / train
+            env_ms = 1e3 * session.samples_per_iteration / env
+            rounds.append({
+                "train_steps_per_s": train, "env_steps_per_s": env, "ratio": train / env,
+                "iteration_ms": iteration_ms, "env_ms": env_ms,
+                "collect_overhead_ms": collect_share * iteration_ms - env_ms,
+                "update_ms": (1.0 - collect_share) * iteration_ms,
+            })  # fmt: skip
+            split = rounds[-1]
+            print(f"train {train:8.0f} steps/s   env {env:8.0f} steps/s   ratio {train / env:.3f}   "
+                  f"per iteration: env {env_ms:.0f} ms + collection overhead "
+                  f"{split['collect_overhead_ms']:.0f} ms + update {split['update_ms']:.0f} ms")  # fmt: skip
+        # The update's network compute alone (SB3's evaluate_actions, loss, backward, clip, Adam) per
+        # minibatch, in float32 as trained and under bfloat16 autocast (a lever that changes the numerics).
+        ppo = cfg.ppo
+        batch = ppo.batch_size * (2 if ppo.symmetry else 1)  # mirror augmentation doubles each minibatch
+        steps_per_update = ppo.n_epochs * (session.samples_per_iteration // ppo.batch_size)
+        env_ms = float(np.median([r["env_ms"] for r in rounds]))
+        compute = {}
+        for name, bfloat16 in (("float32", False), ("bfloat16", True)):
+            step_ms = minibatch_step_ms(session, batch, bfloat16, reps=20)
+            update_ms = step_ms * steps_per_update
+            compute[name] = {
+                "minibatch_step_ms": step_ms,
+                "update_ms": update_ms,
+                # the train/env ratio this update allows if collection cost nothing beyond the env
+                "ratio_ceiling": env_ms / (env_ms + update_ms),
+            }
         session.env.close()
     result = {
         "train_steps_per_s": float(np.median([r["train_steps_per_s"] for r in rounds])),
         "env_steps_per_s": float(np.median([r["env_steps_per_s"] for r in rounds])),
         "ratio": float(np.median([r["ratio"] for r in rounds])),
+        **{key: float(np.median([r[key] for r in rounds])) for key in SPLIT},
+        "update_compute": {"minibatch": batch, "steps_per_update": steps_per_update, **compute},
         "rounds": rounds,
         "preset": args.preset,
         "num_envs": cfg.task.sim.num_envs,
@@ -133,7 +223,8 @@ def main() -> None:
         "command": "python " + shlex.join(["benchmarks/train_throughput.py", *sys.argv[1:]]),
         "machine": machine(),
     }
-    print(json.dumps({k: result[k] for k in ("train_steps_per_s", "env_steps_per_s", "ratio")}))
+    headline = ("train_steps_per_s", "env_steps_per_s", "ratio", "update_compute")
+    print(json.dumps({k: result[k] for k in headline}))
     if args.json is not None:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(result, indent=2) + "\n")
