@@ -23,6 +23,7 @@ line naming the problem; HUMANOID_PRIOR_TRACEBACK=1 shows the whole traceback in
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import os
@@ -56,6 +57,9 @@ class EvalArgs:
     """Output JSON (default: <run>/eval.json)."""
     protocol: str | None = None
     """'flat' or 'rough' (default: the run's terrain)."""
+    seed: int | None = None
+    """Seed of the evaluation envs (default: the protocol's, 12345); another seed shows whether a result
+    is one draw's luck."""
 
 
 @dataclass
@@ -179,13 +183,18 @@ def evaluate_run(args: EvalArgs) -> None:
     """Evaluate the newest checkpoint of a run."""
     from humanoid_prior.evaluation import evaluate
     from humanoid_prior.evaluation import protocol as eval_protocol
+    from humanoid_prior.monitoring import machine
     from humanoid_prior.policy_io import load_policy
 
     policy = load_policy(args.run)
     protocol = args.protocol or policy.cfg.terrain_name
-    result = evaluate(policy.cfg.task, policy, eval_protocol(protocol))
+    cfg = eval_protocol(protocol)
+    if args.seed is not None:
+        cfg = dataclasses.replace(cfg, seed=args.seed)
+    result = evaluate(policy.cfg.task, policy, cfg)
     result.update(checkpoint=str(policy.checkpoint), env_steps=policy.num_timesteps,
-                  minutes=policy.trained_seconds / 60.0, protocol=protocol)  # fmt: skip
+                  minutes=policy.trained_seconds / 60.0, protocol=protocol, seed=cfg.seed,
+                  command="python " + shlex.join(sys.argv), machine=machine())  # fmt: skip
     out = args.out or args.run / "eval.json"
     out.write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result["summary"], indent=2))

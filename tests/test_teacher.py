@@ -84,6 +84,28 @@ def test_training_evaluates_on_schedule_and_checkpoints_the_learning_rate(
     assert data["learning_rate"] is not None and data["learning_rate"] != cfg.ppo.learning_rate
 
 
+def test_eval_at_another_seed_draws_other_episodes_and_says_which(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("train_cli", REPO / "train.py")
+    assert spec is not None and spec.loader is not None
+    cli = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, "train_cli", cli)  # dataclasses look their module up there
+    spec.loader.exec_module(cli)
+    monkeypatch.setattr(evaluation, "protocol", lambda terrain: EvalCfg(repeats=2, episode_s=0.4))
+    run_dir = train_teacher(tiny_cfg(tmp_path), use_wandb=False)
+    results = {}
+    for seed in (None, 5):
+        out = tmp_path / f"eval_{seed}.json"
+        cli.evaluate_run(cli.EvalArgs(run=run_dir, out=out, seed=seed))
+        results[seed] = json.loads(out.read_text())
+    assert results[None]["seed"] == EvalCfg().seed and results[5]["seed"] == 5
+    # Other randomised physics, noise and spawn poses: the same policy scores differently.
+    assert results[None]["summary"]["lin_vel_error"] != results[5]["summary"]["lin_vel_error"]
+
+
 def test_train_checkpoint_load_gives_identical_actions(tmp_path: Path) -> None:
     run_dir = train_teacher(tiny_cfg(tmp_path), use_wandb=False)
     assert (run_dir / "config.json").is_file() and (run_dir / "meta.json").is_file()
