@@ -5,13 +5,14 @@
 
 Budgets are env steps (summed over envs), not minutes: this machine's speed varies by 3x between days.
 Each seed trains in runs/bench_<name>_s<seed> and runs the evaluation protocol every `--eval-every` steps
-(`RunCfg.eval_every_steps`: 64 episodes on flat ground, full domain randomisation, seeds apart from
+(`RunCfg.eval_every_steps`: 256 episodes on flat ground, full domain randomisation, seeds apart from
 training). `steps_to_target` is the first evaluated step count with lin-vel error <= 0.15 m/s and fall
 rate <= 2%. Run it in the background (`nohup ... &`): runs checkpoint as they go, and the same command
-resumes an interrupted seed and skips finished ones. Writes, under docs/results/: <name>.json (per seed:
-steps_to_target, the final lin_vel_error, yaw_rate_error, fall_rate, env_steps, minutes, steps_per_s
-and every evaluation; command and machine), <name>_curves.png (evaluation curves of every seed) and
-<name>.mp4 (a short video of the first seed).
+resumes an interrupted seed and skips finished ones; `--interim` evaluates each seed's newest
+checkpoint without training (a run that is still short of its budget). Writes, under docs/results/:
+<name>.json (per seed: steps_to_target, the final lin_vel_error, yaw_rate_error, fall_rate, env_steps,
+minutes, steps_per_s and every evaluation; command and machine), <name>_curves.png (evaluation curves
+of every seed) and <name>.mp4 (a short video of the first seed).
 """
 
 from __future__ import annotations
@@ -68,10 +69,17 @@ def plot_evals(per_seed: dict[str, list[dict[str, Any]]], title: str, path: Path
     fig.savefig(path)
 
 
-def train_seed(cfg: Any, run_dir: Path, no_wandb: bool) -> dict[str, Any]:
-    """Train (or resume, or skip) one seed; its final evaluation and the evaluations along the way."""
+def train_seed(cfg: Any, run_dir: Path, no_wandb: bool, train: bool = True) -> dict[str, Any]:
+    """Train (or resume, or skip) one seed; its final evaluation and the evaluations along the way.
+
+    `train=False` evaluates the run's newest checkpoint as it stands (an interim result of a run that
+    is still going, or was stopped, short of its budget).
+    """
     resume = run_dir if (run_dir / "config.json").exists() else None
-    train_teacher(cfg, resume=resume, use_wandb=not no_wandb)
+    if train:
+        train_teacher(cfg, resume=resume, use_wandb=not no_wandb)
+    elif resume is None:
+        raise FileNotFoundError(f"--interim: {run_dir} has no run to evaluate; train it first.")
     policy = load_policy(run_dir)
     result = evaluate(policy.cfg.task, policy, protocol(policy.cfg.terrain_name))
     summary = result["summary"]
@@ -94,6 +102,7 @@ def train_seed(cfg: Any, run_dir: Path, no_wandb: bool) -> dict[str, Any]:
         "env_steps": policy.num_timesteps,
         "minutes": round(minutes, 2),
         "steps_per_s": round(policy.num_timesteps / max(policy.trained_seconds, 1e-9)),
+        "budget_steps": policy.cfg.run.total_steps,  # the run's target; env_steps short of it: interim
         "table": result["table"],  # per command (flat) or terrain cell (rough): distance, falls, errors
         **({"crossing": crossed} if crossed is not None else {}),
         # A warm-started run's steps include its source's (--run.init-from): the source run and steps.
@@ -119,6 +128,10 @@ def main() -> None:
     parser.add_argument(
         "--results-name", default=None, help="file stem under docs/results (teacher_<preset>)"
     )
+    parser.add_argument(
+        "--interim", action="store_true",
+        help="train nothing: evaluate each seed's newest checkpoint (a run still short of --steps)",
+    )  # fmt: skip
     parser.add_argument("--no-video", action="store_true")
     parser.add_argument("--no-wandb", action="store_true")
     args = parser.parse_args()
@@ -138,7 +151,7 @@ def main() -> None:
         cfg = dataclasses.replace(
             base, run=dataclasses.replace(run, seed=seed, run_dir=str(run_dir.parent), name=run_dir.name)
         )
-        seeds[str(seed)] = train_seed(cfg, run_dir, args.no_wandb)
+        seeds[str(seed)] = train_seed(cfg, run_dir, args.no_wandb, train=not args.interim)
         print(json.dumps({"seed": seed, **{k: v for k, v in seeds[str(seed)].items() if k != "evals"}}))
 
     out: dict[str, Any] = {
@@ -147,6 +160,7 @@ def main() -> None:
         "target": {"lin_vel_error": TARGET_LIN_VEL_ERROR, "fall_rate": TARGET_FALL_RATE},
         "seeds": seeds,
         "eval": dataclasses.asdict(protocol(base.terrain_name)),
+        "interim": args.interim,  # evaluated as it stood, before the seeds reached --steps
         "command": "python " + " ".join(shlex.quote(a) for a in sys.argv),
         "machine": machine(),
         "config": to_dict(cfg),
