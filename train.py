@@ -207,12 +207,13 @@ def play(args: PlayArgs) -> None:
 
     from humanoid_prior.envs.batched_sim import SimCfg
     from humanoid_prior.envs.locomotion import LocomotionEnv
+    from humanoid_prior.evaluation import held_commands
     from humanoid_prior.monitoring import write_video
     from humanoid_prior.policy_io import load_policy
 
     policy = load_policy(args.run)
     task = policy.cfg.task
-    commands = dataclasses.replace(task.commands, resample_interval_s=(1e9, 1e9), standing_fraction=0.0)
+    commands = held_commands(task)  # as the evaluation holds them: a rough run's heading law is off too
     env = LocomotionEnv(
         dataclasses.replace(task, commands=commands, sim=SimCfg(num_envs=1, nthread=1)), seed=1
     )

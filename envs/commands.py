@@ -80,6 +80,8 @@ class CommandSampler:
         small_xy = np.linalg.norm(cmd[:, :2], axis=1) < cfg.small_command
         cmd[small_xy, :2] = 0.0
         cmd[np.abs(cmd[:, 2]) < cfg.small_command, 2] = 0.0
+        if cfg.heading_command:
+            cmd[:, 2] = 0.0  # the heading law sets the yaw rate from the next step on
         standing = rng.random(n) < cfg.standing_fraction
         cmd[standing] = 0.0
         self.commands[env_ids] = cmd

@@ -5,11 +5,12 @@ point, and demoted one row if it fell, or if it got less than half as far as its
 promoted past the last row is sent to a random row, so the hardest tiles never hoard the batch.
 
 "As far as its commands asked" is a displacement, not a path length: the commands are body-frame
-velocities, integrated with the robot's own heading (`commanded_step`) into where a robot that tracked
-them exactly would be. Compared with the commanded path length instead (legged_gym's |command| x time),
-a yaw-rate command bends a perfect walker's path into an arc whose chord is far shorter than the path:
-integrating the default commands for 20 s, such a walker was demoted in 31% of episodes. Falls demote
-outright because an episode cut short asks for little distance (legged_gym counts the full episode).
+velocities, integrated with the heading their yaw-rate commands give (`commanded_step`) into where a
+robot that tracked them exactly would be. Compared with the commanded path length instead (legged_gym's
+|command| x time), a yaw-rate command bends a perfect walker's path into an arc whose chord is far
+shorter than the path: in a kinematic model of the default commands over 20 s, such a walker was
+demoted in 31% of episodes (benchmarks/curriculum_drift.py). Falls demote outright because an episode
+cut short asks for little distance (legged_gym counts the full episode).
 """
 
 from __future__ import annotations

@@ -80,6 +80,9 @@ class LocomotionEnv:
         self._spawn_xy = np.zeros((n, 2))
         self._commanded_xy = np.zeros((n, 2))
         """Where each robot would be, relative to its spawn point, had it tracked its commands exactly."""
+        self._commanded_yaw = np.zeros(n)
+        """The heading it would have: the spawn yaw plus the yaw-rate commands so far (a robot that lets
+        its heading wander or spin must not shrink what its commands ask of it)."""
         self._scan_base = np.array([(x, y) for x in cfg.scan.base_x for y in cfg.scan.base_y])
         self._scan_foot = np.asarray(cfg.scan.foot_xy, dtype=np.float64)
 
@@ -138,7 +141,8 @@ class LocomotionEnv:
         diverged = self.sim.step(targets).copy()
         self.episode_step += 1
         self._refresh_state()
-        self._commanded_xy += commanded_step(self._yaw(), self.commands.commands[:, :2], self.dt)
+        self._commanded_yaw += self.commands.commands[:, 2] * self.dt
+        self._commanded_xy += commanded_step(self._commanded_yaw, self.commands.commands[:, :2], self.dt)
         self._advance_step_clocks()
 
         terminated, causes = self._terminations(diverged)
@@ -318,6 +322,7 @@ class LocomotionEnv:
         qpos[:, a : a + 2] = origins[:, :2]
         qpos[:, a + 2] = origins[:, 2] + self.robot.nominal_base_height + SPAWN_CLEARANCE
         yaw = self.rng.uniform(*self.cfg.spawn_yaw, k)
+        self._commanded_yaw[env_ids] = yaw
         qpos[:, a + 3 : a + 7] = np.column_stack([np.cos(yaw / 2), np.zeros(k), np.zeros(k), np.sin(yaw / 2)])
         noise = self.rng.uniform(
             -self.cfg.spawn_joint_noise, self.cfg.spawn_joint_noise, (k, self.num_joints)

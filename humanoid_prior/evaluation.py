@@ -87,8 +87,8 @@ def protocol(terrain_name: str) -> EvalCfg:
     return rough_eval() if terrain_name == "rough" else EvalCfg()
 
 
-def _held_commands(task: TaskCfg) -> CommandCfg:
-    """The task's commands held as set: no resampling, no standing draws, nothing zeroed."""
+def held_commands(task: TaskCfg) -> CommandCfg:
+    """The task's commands held as set: no resampling, no standing draws, nothing zeroed, no heading law."""
     return dataclasses.replace(task.commands, resample_interval_s=(1e9, 1e9), standing_fraction=0.0,
                                small_command=0.0, heading_command=False)  # fmt: skip
 
@@ -105,7 +105,7 @@ def _eval_task(task: TaskCfg, cfg: EvalCfg, num_envs: int) -> TaskCfg:
             proportions=types,
             difficulty_range=(lo, hi),
         )
-    commands = _held_commands(task)
+    commands = held_commands(task)
     return dataclasses.replace(
         task, terrain=terrain, commands=commands, curriculum=CurriculumCfg(enabled=False),
         episode_length_s=cfg.episode_s, sim=SimCfg(num_envs=num_envs, sim_dt=task.sim.sim_dt,
@@ -226,8 +226,9 @@ def crossing(task: TaskCfg, policy: Policy, repeats: int = 64, episode_s: float 
 
     Every env spawns on the middle tile's centre platform heading +x (rows run along x), with
     randomisation and noise as in training. 64 episodes per cell, so a fall rate moves in steps of 1.6%
-    (the target of <= 10% falls cannot be told from 0 with 16). Per cell: the fall rate, the mean distance along +x
-    (`distance_m`), and the share of episodes that covered `CROSSING_DISTANCE` without a fall.
+    (with 16, in steps of 6%: too coarse for a target of <= 10% falls). Per cell: the fall rate, the
+    mean distance along +x (`distance_m`), and the share of episodes that covered `CROSSING_DISTANCE`
+    without a fall.
     """
     if task.terrain is None:
         raise ValueError("the crossing test needs a terrain task (e.g. the rough preset), not a flat plane.")
@@ -235,7 +236,7 @@ def crossing(task: TaskCfg, policy: Policy, repeats: int = 64, episode_s: float 
     for name, (kind, difficulty) in crossing_cells(task.terrain).items():
         terrain = dataclasses.replace(task.terrain, num_rows=3, num_cols=1, proportions=((kind.value, 1.0),),
                                       difficulty_range=(difficulty, difficulty))  # fmt: skip
-        commands = _held_commands(task)
+        commands = held_commands(task)
         cell_task = dataclasses.replace(
             task, terrain=terrain, commands=commands, curriculum=CurriculumCfg(enabled=False),
             episode_length_s=episode_s, spawn_yaw=(0.0, 0.0),

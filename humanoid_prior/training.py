@@ -215,6 +215,7 @@ class MonitorCallback(BaseCallback):
         self._sums: dict[str, float] = defaultdict(float)
         self._counts: dict[str, int] = defaultdict(int)
         self._start = time.perf_counter()
+        self._eval_seconds = 0.0
         self._base_seconds = session.trained_seconds
         self._video_env: LocomotionEnv | None = None
         self._next_eval: int | None = None
@@ -238,7 +239,8 @@ class MonitorCallback(BaseCallback):
         return self.stop_reason is None
 
     def _elapsed(self) -> float:
-        return self._base_seconds + time.perf_counter() - self._start
+        # Evaluations are not training: their time stays out of the run's clock (and its steps/s).
+        return self._base_seconds + time.perf_counter() - self._start - self._eval_seconds
 
     def _on_rollout_end(self) -> None:
         s = self.session
@@ -295,8 +297,12 @@ class MonitorCallback(BaseCallback):
         from humanoid_prior.evaluation import evaluate, protocol
 
         self._next_eval = (self.num_timesteps // every + 1) * every
-        summary = evaluate(s.cfg.task, s.act, protocol(s.cfg.terrain_name))["summary"]
-        row = {"env_steps": int(self.num_timesteps), "minutes": round(s.trained_seconds / 60.0, 2), **summary}
+        start = time.perf_counter()
+        cfg = protocol(s.cfg.terrain_name)
+        summary = evaluate(s.cfg.task, s.act, cfg)["summary"]
+        self._eval_seconds += time.perf_counter() - start
+        row = {"env_steps": int(self.num_timesteps), "minutes": round(s.trained_seconds / 60.0, 2),
+               "eval_repeats": cfg.repeats, "eval_seed": cfg.seed, **summary}  # fmt: skip
         with (s.run_dir / "evals.jsonl").open("a") as f:
             f.write(json.dumps(row) + "\n")
         for key, value in summary.items():

@@ -6,6 +6,7 @@ import dataclasses
 
 import numpy as np
 import pytest
+from conftest import tiny_rough_task
 
 from humanoid_prior.envs.batched_sim import SimCfg
 from humanoid_prior.envs.commands import CommandCfg, CommandSampler
@@ -153,22 +154,51 @@ def test_curriculum_asks_a_perfect_walker_for_where_its_commands_lead_not_for_th
             assert np.mean(cur.levels == 1) > demoted_share
 
 
-def test_env_integrates_the_commanded_displacement_with_the_robots_heading() -> None:
+def test_env_asks_for_the_displacement_its_commands_give_from_the_spawn_heading() -> None:
     held = CommandCfg(resample_interval_s=(100.0, 100.0), standing_fraction=0.0)
     no_dr = DomainRandCfg(enabled=False)
     task = small_task(num_envs=2, domain_rand=no_dr, terminations=NEVER_FALL, commands=held)
     env = LocomotionEnv(task, seed=0)
     env.reset(seed=0)
-    env.commands.commands[:] = [[0.5, 0.0, 0.0], [0.0, -0.4, 0.0]]
-    headings = []
-    for _ in range(25):
+    spawn_yaw = env._yaw()
+    commands = np.array([[0.5, 0.0, 0.0], [0.0, -0.4, 0.3]])
+    env.commands.commands[:] = commands
+    steps = 25
+    for _ in range(steps):
         env.step(np.zeros((2, env.num_joints)))
-        headings.append(env._yaw())
     env.close()
-    yaw = np.mean(headings, axis=0)  # the robots stand still: their heading barely moves
-    expected = np.array([[0.5 * np.cos(yaw[0]), 0.5 * np.sin(yaw[0])],
-                         [0.4 * np.sin(yaw[1]), -0.4 * np.cos(yaw[1])]]) * 25 * env.dt  # fmt: skip
-    np.testing.assert_allclose(env._commanded_xy, expected, atol=1e-3)
+    # By hand: the heading the yaw-rate command gives after k steps is yaw0 + w k dt (the standing robots
+    # do not turn: integrating their actual heading would ask env 1 for ~3 cm less sideways); each step
+    # moves the body-frame command rotated by that heading.
+    k = np.arange(1, steps + 1)
+    expected = []
+    for (vx, vy, w), yaw0 in zip(commands, spawn_yaw, strict=True):
+        heading = yaw0 + w * k * env.dt
+        expected.append([np.sum(np.cos(heading) * vx - np.sin(heading) * vy) * env.dt,
+                         np.sum(np.sin(heading) * vx + np.cos(heading) * vy) * env.dt])  # fmt: skip
+    np.testing.assert_allclose(env._commanded_xy, expected, atol=1e-9)
+
+
+def test_env_demotes_a_fall_but_not_a_time_out() -> None:
+    # Standing commands ask for no distance, so only a fall can demote; both episodes last one step.
+    standing = CommandCfg(standing_fraction=1.0)
+    base = dataclasses.replace(tiny_rough_task(num_rows=4), commands=standing,
+                               domain_rand=DomainRandCfg(enabled=False))  # fmt: skip
+    always_fallen = TerminationCfg(min_base_height_fraction=10.0)  # the base is never 10x its height up
+    for terminations, level_after in ((always_fallen, 1), (NEVER_FALL, 2)):
+        env = LocomotionEnv(
+            dataclasses.replace(base, terminations=terminations, episode_length_s=0.02), seed=0
+        )
+        env.reset(seed=0)
+        assert env.curriculum is not None
+        everyone = np.arange(env.num_envs)
+        env.curriculum.place(everyone, np.full(env.num_envs, 2), env.curriculum.types)
+        _, _, terminated, truncated, info = env.step(np.zeros((env.num_envs, env.num_joints)))
+        env.close()
+        assert len(info["done_ids"]) == env.num_envs
+        assert terminated.all() if level_after == 1 else (truncated.all() and not terminated.any())
+        assert env.curriculum.levels.tolist() == [level_after] * env.num_envs
+        assert np.all(env._commanded_xy == 0.0), "a new episode asks for nothing yet"
 
 
 def test_domain_randomisation_reaches_each_env_model_and_pushes_move_the_base() -> None:
@@ -236,6 +266,7 @@ def test_commands_ranges_standing_and_small_commands() -> None:
     assert not standing.commands.any()
     heading = CommandSampler(CommandCfg(heading_command=True, standing_fraction=0.0), 2, 0.02, rng)
     heading.resample(np.arange(2))
+    assert not heading.commands[:, 2].any(), "no random yaw rate before the heading law first runs"
     heading.heading[:] = (1.0, -1.0)
     heading.step(base_yaw=np.zeros(2))
     assert heading.commands[0, 2] > 0 > heading.commands[1, 2], "turns towards the heading target"
