@@ -9,10 +9,10 @@ Each seed trains in runs/bench_<name>_s<seed> and runs the evaluation protocol e
 training). `steps_to_target` is the first evaluated step count with lin-vel error <= 0.15 m/s and fall
 rate <= 2%. Run it in the background (`nohup ... &`): runs checkpoint as they go, and the same command
 resumes an interrupted seed and skips finished ones; `--interim` evaluates each seed's newest
-checkpoint without training (a run that is still short of its budget). Writes, under docs/results/:
-<name>.json (per seed: steps_to_target, the final lin_vel_error, yaw_rate_error, fall_rate, env_steps,
-minutes, steps_per_s and every evaluation; command and machine), <name>_curves.png (evaluation curves
-of every seed) and <name>.mp4 (a short video of the first seed).
+checkpoint without training (a run still short of its budget) into <name>_interim.*. Writes, under
+docs/results/: <name>.json (per seed: steps_to_target, the final lin_vel_error, yaw_rate_error,
+fall_rate, env_steps, minutes, steps_per_s and every evaluation; command and machine),
+<name>_curves.png (evaluation curves of every seed) and <name>.mp4 (a short video of the first seed).
 """
 
 from __future__ import annotations
@@ -102,7 +102,8 @@ def train_seed(cfg: Any, run_dir: Path, no_wandb: bool, train: bool = True) -> d
         "env_steps": policy.num_timesteps,
         "minutes": round(minutes, 2),
         "steps_per_s": round(policy.num_timesteps / max(policy.trained_seconds, 1e-9)),
-        "budget_steps": policy.cfg.run.total_steps,  # the run's target; env_steps short of it: interim
+        "budget_steps": policy.cfg.run.total_steps,
+        "interim": policy.num_timesteps < policy.cfg.run.total_steps,  # evaluated short of its budget
         "table": result["table"],  # per command (flat) or terrain cell (rough): distance, falls, errors
         **({"crossing": crossed} if crossed is not None else {}),
         # A warm-started run's steps include its source's (--run.init-from): the source run and steps.
@@ -137,6 +138,7 @@ def main() -> None:
     args = parser.parse_args()
 
     stem = args.results_name or f"teacher_{args.preset}"
+    out_stem = stem + ("_interim" if args.interim else "")  # an interim result never replaces a final one
     base = with_overrides(named_teacher_preset(args.preset), args.overrides)
     run = dataclasses.replace(
         base.run,
@@ -160,7 +162,6 @@ def main() -> None:
         "target": {"lin_vel_error": TARGET_LIN_VEL_ERROR, "fall_rate": TARGET_FALL_RATE},
         "seeds": seeds,
         "eval": dataclasses.asdict(protocol(base.terrain_name)),
-        "interim": args.interim,  # evaluated as it stood, before the seeds reached --steps
         "command": "python " + " ".join(shlex.quote(a) for a in sys.argv),
         "machine": machine(),
         "config": to_dict(cfg),
@@ -171,9 +172,11 @@ def main() -> None:
     if base.terrain_name == "rough" and len(levels):
         out["terrain_level"] = float(levels[-10:].mean())  # mean row over the last 10 iterations
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / f"{stem}.json").write_text(json.dumps(out, indent=2) + "\n")
+    (RESULTS / f"{out_stem}.json").write_text(json.dumps(out, indent=2) + "\n")
     plot_evals(
-        {s: r["evals"] for s, r in seeds.items()}, f"{stem} ({machine()})", RESULTS / f"{stem}_curves.png"
+        {s: r["evals"] for s, r in seeds.items()},
+        f"{out_stem} ({machine()})",
+        RESULTS / f"{out_stem}_curves.png",
     )
     if not args.no_video:
         policy = load_policy(first)
@@ -183,7 +186,7 @@ def main() -> None:
         env = LocomotionEnv(task, seed=2)
         frames = rollout_frames(env, policy, seconds=6.0, width=320, height=240)
         env.close()
-        write_video(frames[::2], RESULTS / f"{stem}.mp4", fps=round(0.5 / env.dt))
+        write_video(frames[::2], RESULTS / f"{out_stem}.mp4", fps=round(0.5 / env.dt))
 
 
 if __name__ == "__main__":

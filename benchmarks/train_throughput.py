@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import copy
 import dataclasses
 import json
 import shlex
@@ -66,7 +67,9 @@ class IterationClock(BaseCallback):
 
 
 SPLIT = ("iteration_ms", "env_ms", "collect_overhead_ms", "update_ms")
-"""A PPO iteration split: the env alone + what collecting adds + the update = the iteration."""
+"""A PPO iteration split: the env alone + what collecting adds + the update = the iteration (per round;
+medians over rounds need not add up). The collection overhead is an estimate: the collection's time less
+that of the env stepped with random actions, a workload that resets and falls differently."""
 
 
 def train_steps_per_s(session: TrainingSession, iterations: int) -> tuple[float, float]:
@@ -103,7 +106,7 @@ def minibatch_step_ms(session: TrainingSession, batch: int, bfloat16: bool, reps
     returns = torch.zeros(batch)
     params = list(policy.parameters())
     state = {k: v.clone() for k, v in policy.state_dict().items()}
-    optimizer_state = policy.optimizer.state_dict()
+    optimizer_state = copy.deepcopy(policy.optimizer.state_dict())  # Adam updates its state in place
 
     def step() -> None:
         autocast = torch.autocast("cpu", dtype=torch.bfloat16) if bfloat16 else contextlib.nullcontext()

@@ -105,8 +105,8 @@ def task_preset(
     "flat" is a plane, "rough" the tile curriculum. Robot-dependent targets (the base height) come from
     the robot the env loads. On rough ground the yaw command steers towards a sampled heading (as in
     legged_gym's and mjlab's rough tasks): robots walk straight across the features instead of in arcs,
-    and the curriculum promotes more of them (a robot walking at 70% of its commands: 47% of episodes
-    promoted against 32% with yaw-rate commands; docs/results/curriculum_drift.json).
+    and the curriculum promotes more of them (in the kinematic model of benchmarks/curriculum_drift.py,
+    a robot at 70% of its commands is promoted in 47% of episodes against 32% with yaw-rate commands).
     """
     if terrain not in TERRAIN_PRESETS:
         raise ValueError(f"unknown terrain preset '{terrain}'; known presets: {', '.join(TERRAIN_PRESETS)}.")
