@@ -25,9 +25,8 @@ from typing import Any
 import mujoco
 import numpy as np
 
-from humanoid_prior.envs.batched_sim import quat_rotate_inverse
-from humanoid_prior.envs.locomotion import SPAWN_CLEARANCE
-from humanoid_prior.envs.model_builder import RobotModel, build_model
+from humanoid_prior.envs.frames import quat_rotate_inverse
+from humanoid_prior.envs.model_builder import SPAWN_CLEARANCE, RobotModel, build_model
 from humanoid_prior.envs.robots import robot_from_dict
 
 from .manifest import Manifest

@@ -12,7 +12,7 @@ import dataclasses
 
 import numpy as np
 
-from humanoid_prior.envs.batched_sim import quat_rotate_inverse
+from humanoid_prior.envs.frames import quat_rotate_inverse
 from humanoid_prior.envs.history import FrameHistory
 from humanoid_prior.envs.observations import OBS_TERMS, ObservationManager, ObsGroupCfg, ObsTermCfg
 from humanoid_prior.envs.task_state import TaskState

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from humanoid_prior.envs.batched_sim import quat_rotate_inverse
+from humanoid_prior.envs.frames import quat_rotate_inverse
 
 from .inference import PolicyEngine
 from .manifest import Manifest, SafetyCfg

@@ -1,3 +1,5 @@
-"""Simulation: robots, terrain, the batched MuJoCo simulator (installed as ``humanoid_prior.envs``)."""
+"""Simulation: robots, terrain, the batched MuJoCo simulator (installed as ``humanoid_prior.envs``).
 
-from . import registration  # noqa: F401  (registers the gymnasium ids humanoid_prior/<Robot>-<Terrain>-v0)
+Importing the package imports nothing heavy, so the robot runtime can use its observation and frame code
+without MuJoCo or gymnasium; the gymnasium ids are registered by ``import humanoid_prior.envs.registration``.
+"""

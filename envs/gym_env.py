@@ -2,7 +2,7 @@
 
 Registered as ``humanoid_prior/<Robot>-<Terrain>-v0`` (see `registration`), e.g.::
 
-    import gymnasium, humanoid_prior.envs
+    import gymnasium, humanoid_prior.envs.registration
     env = gymnasium.make("humanoid_prior/G1-Flat-v0", render_mode="rgb_array")
 
 Training at scale should use the batched `LocomotionEnv` (`LocomotionVecEnv` for SB3) instead: this
@@ -19,7 +19,7 @@ import gymnasium as gym
 import numpy as np
 
 from .locomotion import LocomotionEnv
-from .sb3_vec_env import action_space, observation_space
+from .spaces import action_space, observation_space
 from .task_cfg import TaskCfg, task_preset
 
 Obs = dict[str, np.ndarray]

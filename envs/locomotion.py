@@ -19,7 +19,7 @@ import numpy as np
 from .batched_sim import BatchedSim
 from .commands import CommandSampler
 from .curriculum import TerrainCurriculum, commanded_step
-from .model_builder import build_model
+from .model_builder import SPAWN_CLEARANCE, build_model
 from .observations import ObservationManager, motion_features
 from .randomization import DomainRandomizer
 from .rewards import RewardCfg, RewardManager, feet_in_contact
@@ -27,9 +27,6 @@ from .robots import RobotCfg, select_robot
 from .task_cfg import TaskCfg
 from .task_state import TaskState
 from .terrain import Terrain, generate_terrain
-
-SPAWN_CLEARANCE = 0.03
-"""Extra height (m) at which robots are spawned above their nominal standing height."""
 
 
 class LocomotionEnv:

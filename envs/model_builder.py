@@ -23,6 +23,8 @@ if TYPE_CHECKING:
     from .terrain import Terrain
 
 FREE = mujoco.mjtJoint.mjJNT_FREE
+SPAWN_CLEARANCE = 0.03
+"""Extra height (m) at which robots are spawned above their nominal standing height (the env and sim2sim)."""
 
 
 @dataclass(frozen=True)

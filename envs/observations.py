@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .batched_sim import quat_rotate_inverse
+from .frames import quat_rotate_inverse
 from .task_state import TaskState
 
 ObsFn = Callable[[TaskState], np.ndarray]

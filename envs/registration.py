@@ -1,9 +1,9 @@
 """Gymnasium ids ``humanoid_prior/<Robot>-<Terrain>-v0`` for every built-in robot and terrain preset.
 
-Importing `humanoid_prior.envs` registers them (cheaply: only names and an entry-point string; MuJoCo
+Importing this module registers them (cheaply: only names and an entry-point string; MuJoCo
 is imported when an env is made)::
 
-    import gymnasium, humanoid_prior.envs
+    import gymnasium, humanoid_prior.envs.registration
     env = gymnasium.make("humanoid_prior/G1-Rough-v0")
 
 No ``max_episode_steps`` is set: the env truncates its episodes itself (``TaskCfg.episode_length_s``).

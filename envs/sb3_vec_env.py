@@ -24,7 +24,6 @@ from typing import Any
 
 import gymnasium as gym
 import numpy as np
-from gymnasium import spaces
 from stable_baselines3.common.vec_env.base_vec_env import (
     VecEnv,
     VecEnvIndices,
@@ -33,18 +32,7 @@ from stable_baselines3.common.vec_env.base_vec_env import (
 )
 
 from .locomotion import LocomotionEnv
-
-
-def observation_space(obs_sizes: dict[str, int]) -> spaces.Dict:
-    """One unbounded float32 Box (D,) per observation group."""
-    return spaces.Dict({
-        g: spaces.Box(-np.inf, np.inf, shape=(d,), dtype=np.float32) for g, d in obs_sizes.items()
-    })  # fmt: skip
-
-
-def action_space(num_joints: int, action_clip: float) -> spaces.Box:
-    """Joint actions in [-action_clip, action_clip], float32 (num_joints,)."""
-    return spaces.Box(-action_clip, action_clip, shape=(num_joints,), dtype=np.float32)
+from .spaces import action_space, observation_space
 
 
 class LocomotionVecEnv(VecEnv):

@@ -13,11 +13,10 @@ from stable_baselines3.common.policies import MultiInputActorCriticPolicy
 from humanoid_prior.checkpoint import CheckpointError, latest_checkpoint, load_checkpoint
 from humanoid_prior.config import StudentCfg, TeacherCfg
 from humanoid_prior.envs.history import FrameHistory
-from humanoid_prior.envs.sb3_vec_env import action_space, observation_space
+from humanoid_prior.envs.spaces import action_space, observation_space
 from humanoid_prior.policies.actor_critic import policy_kwargs
 from humanoid_prior.policies.student_policy import StudentPolicy
-from humanoid_prior.runs import load_run_config
-from humanoid_prior.training import KIND
+from humanoid_prior.runs import STUDENT_KIND, TEACHER_KIND, load_run_config
 
 CLIP_OBS = 10.0
 """Normalised observations are clipped to ±this (as VecNormalize does in training)."""
@@ -34,7 +33,7 @@ class LoadedPolicy:
     checkpoint: Path
     num_timesteps: int
     trained_seconds: float
-    kind: str = "teacher"
+    kind: str = TEACHER_KIND
 
     def normalise(self, obs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Each given key normalised with the training statistics and clipped as in training."""
@@ -72,7 +71,7 @@ class LoadedStudent(LoadedPolicy):
     """
 
     history_len: int = 1
-    kind: str = "student"
+    kind: str = STUDENT_KIND
     _history: FrameHistory | None = None
 
     def __call__(self, obs: dict[str, np.ndarray]) -> np.ndarray:
@@ -100,9 +99,9 @@ def load_policy(run_dir: Path) -> LoadedPolicy:
     """The newest checkpoint of a teacher or student run, as a callable policy."""
     path = latest_checkpoint(run_dir / "checkpoints")
     data = load_checkpoint(path)
-    if data["kind"] == "student":
+    if data["kind"] == STUDENT_KIND:
         return _load_student(run_dir, path, data)
-    if data["kind"] != KIND:
+    if data["kind"] != TEACHER_KIND:
         raise CheckpointError(f"{path} is a '{data['kind']}' checkpoint, not a teacher or student one.")
     cfg = load_run_config(run_dir)
     _check_robot(cfg, data, path)

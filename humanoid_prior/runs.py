@@ -21,13 +21,17 @@ from humanoid_prior.config import TeacherCfg, to_dict
 from humanoid_prior.config_io import from_dict
 from humanoid_prior.envs.robots import RobotCfg, RobotConfigError, load_robot_file, resolve_mjcf
 
+TEACHER_KIND = "teacher"
+"""`kind` of a teacher run's checkpoints (and the default run-name part)."""
+STUDENT_KIND = "student"
+"""`kind` of a student run's checkpoints."""
 ROBOT_COPY = "robot.yaml"
 """The run's copy of its robot description (only for runs on a robot file)."""
 ROBOT_SOURCE = "robot_source.json"
 """Where the copy came from, and the SHA-256 of the MJCF file it names, when the run started."""
 
 
-def new_run_dir(cfg: Any, kind: str = "teacher") -> Path:
+def new_run_dir(cfg: Any, kind: str = TEACHER_KIND) -> Path:
     """runs/<name>, the name defaulting to <robot>_<terrain>_<kind>_<date-time>; never an existing run's.
 
     Reusing a directory would overwrite its config and, as checkpoint pruning keeps the highest
@@ -61,8 +65,8 @@ def load_run_config(run_dir: Path, cls: type = TeacherCfg) -> Any:
     if not path.is_file():
         raise FileNotFoundError(f"{run_dir} has no config.json; is it a run directory?")
     data = json.loads(path.read_text())
-    kind = "student" if "teacher" in data else "teacher"  # only a student's config names its teacher
-    want = "student" if "teacher" in {f.name for f in dataclasses.fields(cls)} else "teacher"
+    kind = STUDENT_KIND if "teacher" in data else TEACHER_KIND  # only a student's config names its teacher
+    want = STUDENT_KIND if "teacher" in {f.name for f in dataclasses.fields(cls)} else TEACHER_KIND
     if kind != want:
         raise ValueError(
             f"{run_dir} is a {kind} run, not a {want} run; "

@@ -32,7 +32,14 @@ from humanoid_prior.policies.discriminator import MotionDiscriminator, gradient_
 from humanoid_prior.policies.student_policy import StudentPolicy
 from humanoid_prior.policy_io import load_policy
 from humanoid_prior.ppo import PPO
-from humanoid_prior.runs import load_run_config, new_run_dir, pin_robot, resume_point
+from humanoid_prior.runs import (
+    STUDENT_KIND,
+    TEACHER_KIND,
+    load_run_config,
+    new_run_dir,
+    pin_robot,
+    resume_point,
+)
 from humanoid_prior.student_env import StudentVecEnv
 from humanoid_prior.teacher_data import load_or_record
 from humanoid_prior.training import (
@@ -41,8 +48,6 @@ from humanoid_prior.training import (
     run_session,
     seed_everything,
 )
-
-KIND = "student"
 
 
 class StudentPPO(PPO):
@@ -165,7 +170,7 @@ class StudentPPO(PPO):
 class StudentSession(TrainingSession):
     """A student run: the teacher's task seen through `StudentVecEnv`, trained by `StudentPPO`."""
 
-    kind = KIND
+    kind = STUDENT_KIND
 
     def __init__(self, cfg: StudentCfg, run_dir: Path, resume_from: Path | None = None) -> None:
         self.teacher = load_teacher(cfg) if (cfg.uses_imitation or cfg.uses_gan) else None
@@ -277,7 +282,7 @@ def teacher_config(teacher_run: Path) -> TeacherCfg:
             f"teacher run {teacher_run} has no config.json; is it a teacher run directory?"
         )
     kind = load_checkpoint(latest_checkpoint(teacher_run / "checkpoints")).get("kind")
-    if kind != "teacher":
+    if kind != TEACHER_KIND:
         raise ValueError(
             f"{teacher_run} holds a '{kind}' run, not a teacher; pass a run of `train.py teacher`."
         )
@@ -291,7 +296,7 @@ def train_student(cfg: StudentCfg, resume: Path | None = None, use_wandb: bool =
         cfg = load_run_config(run_dir, StudentCfg)
         start_from = resume_point(run_dir)
     else:
-        run_dir = new_run_dir(cfg, f"{cfg.method}_{KIND}")
+        run_dir = new_run_dir(cfg, f"{cfg.method}_{STUDENT_KIND}")
         cfg = pin_robot(cfg, run_dir)
         start_from = None
     seed_everything(cfg.run.seed)

@@ -38,9 +38,8 @@ from humanoid_prior.envs.sb3_vec_env import LocomotionVecEnv
 from humanoid_prior.monitoring import WandbRun, rollout_frames, write_run_metadata, write_video
 from humanoid_prior.policies.actor_critic import policy_kwargs
 from humanoid_prior.ppo import PPO, AdaptiveLR
+from humanoid_prior.runs import TEACHER_KIND
 from humanoid_prior.symmetry import Mirror
-
-KIND = "teacher"
 
 
 def learning_rate_schedule(ppo: PPOCfg) -> Any:
@@ -64,7 +63,7 @@ def learning_rate_schedule(ppo: PPOCfg) -> Any:
 class TrainingSession:
     """One teacher run: env, normaliser, PPO model and the state a checkpoint restores."""
 
-    kind = KIND
+    kind = TEACHER_KIND
     """The checkpoint kind this session writes and accepts."""
 
     def __init__(self, cfg: Any, run_dir: Path, resume_from: Path | None = None) -> None:

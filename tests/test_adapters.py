@@ -225,7 +225,7 @@ def test_env_ids_registered() -> None:
 
 def test_registration_does_not_import_mujoco() -> None:
     probe = (
-        "import sys, gymnasium, humanoid_prior.envs\n"
+        "import sys, gymnasium, humanoid_prior.envs.registration\n"
         "assert 'humanoid_prior/G1-Flat-v0' in gymnasium.registry\n"
         "assert 'mujoco' not in sys.modules, 'registering imported mujoco'\n"
     )

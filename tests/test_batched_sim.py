@@ -8,7 +8,8 @@ import mujoco
 import numpy as np
 import pytest
 
-from humanoid_prior.envs.batched_sim import BatchedSim, SimCfg, quat_rotate_inverse
+from humanoid_prior.envs.batched_sim import BatchedSim, SimCfg
+from humanoid_prior.envs.frames import quat_rotate_inverse
 from humanoid_prior.envs.model_builder import RobotModel, build_model
 from humanoid_prior.envs.robots import get_robot
 from humanoid_prior.envs.terrain import TerrainCfg, generate_terrain

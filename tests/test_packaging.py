@@ -56,3 +56,16 @@ def test_wheel_installs_namespaced_packages(tmp_path: Path) -> None:
     assert Path(module_file).is_relative_to(env_dir), f"imported from {module_file}, not the fresh venv"
     assert robot == "g1"
     assert not (Path(site) / "envs").exists() and not (Path(site) / "deploy").exists()
+
+
+def test_the_robot_runtime_imports_neither_the_simulator_nor_the_trainer() -> None:
+    """On a robot's computer the runtime needs numpy and an inference engine: importing the control loop,
+    its observation builder and the manifest must not load MuJoCo, stable-baselines3 or gymnasium."""
+    heavy = ("mujoco", "stable_baselines3", "gymnasium", "torch")
+    probe = (
+        "import sys\n"
+        "import humanoid_prior.deploy.runtime, humanoid_prior.deploy.observation, humanoid_prior.deploy.manifest\n"
+        f"print(sorted(m for m in {heavy!r} if m in sys.modules))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], check=True, capture_output=True, text=True).stdout
+    assert out.strip() == "[]", f"the runtime imported {out.strip()}"

@@ -1,0 +1,23 @@
+"""Frame math on batches of unit quaternions, in numpy only.
+
+The simulator, the observation terms and the robot runtime share it; it imports nothing else so that the
+runtime on a robot's computer does not pull in MuJoCo.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def quat_rotate_inverse(quat: np.ndarray, vec: np.ndarray) -> np.ndarray:
+    """Rotate world vectors `vec` (N, 3) into the frames given by unit quaternions `quat` (N, 4; w, x, y, z).
+
+    v' = v (2w² - 1) - 2w (u × v) + 2u (u · v), with u the quaternion's vector part (the transpose rotation).
+    The cross product is written out: np.cross costs ~15 µs of overhead per call at this size.
+    """
+    w = quat[:, 0:1]
+    ux, uy, uz = quat[:, 1:2], quat[:, 2:3], quat[:, 3:4]
+    vx, vy, vz = vec[:, 0:1], vec[:, 1:2], vec[:, 2:3]
+    cross = np.hstack([uy * vz - uz * vy, uz * vx - ux * vz, ux * vy - uy * vx])
+    dot = ux * vx + uy * vy + uz * vz
+    return vec * (2.0 * w * w - 1.0) - 2.0 * w * cross + 2.0 * quat[:, 1:] * dot
