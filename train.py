@@ -24,27 +24,20 @@ line naming the problem; HUMANOID_PRIOR_TRACEBACK=1 shows the whole traceback in
 from __future__ import annotations
 
 import dataclasses
-import functools
 import json
 import os
 import shlex
 import sys
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import tyro
 
 from humanoid_prior.checkpoint import CheckpointError
-from humanoid_prior.config import TeacherCfg, g1_flat, g1_rough, teacher_preset
-from humanoid_prior.envs.robots import ROBOTS, RobotConfigError
+from humanoid_prior.config import TeacherCfg, named_teacher_preset, teacher_preset
+from humanoid_prior.envs.presets import TERRAIN_PRESETS
+from humanoid_prior.envs.robots import RobotConfigError
 from humanoid_prior.robot_check import RobotCheckArgs, run_robot_check
-
-PRESETS: dict[str, Callable[[], TeacherCfg]] = {"g1_rough": g1_rough, "g1_flat": g1_flat}
-PRESETS.update({
-    f"{robot}_{terrain}": functools.partial(teacher_preset, robot, terrain)
-    for robot in ROBOTS for terrain in ("flat", "rough") if robot != "g1"
-})  # fmt: skip
 
 
 @dataclass
@@ -107,11 +100,16 @@ def teacher(argv: list[str]) -> None:
         if "--preset" in flags:
             raise SystemExit("error: --robot-file makes its own preset; choose the ground with --terrain.")
         terrain = flags.get("--terrain", "flat")
-        PRESETS[f"file_{terrain}"] = functools.partial(
-            teacher_preset, terrain=terrain, robot_file=flags["--robot-file"]
-        )
-        flags["--preset"] = f"file_{terrain}"
-    preset = flags.get("--preset", "g1_rough")
+        if terrain not in TERRAIN_PRESETS:
+            raise SystemExit(f"error: --terrain takes one of {', '.join(TERRAIN_PRESETS)}, got '{terrain}'.")
+        preset = f"{flags['--robot-file']} on {terrain}"
+        default = teacher_preset(terrain=terrain, robot_file=flags["--robot-file"])
+    else:
+        preset = flags.get("--preset", "g1_rough")
+        try:
+            default = named_teacher_preset(preset)
+        except ValueError as exc:
+            raise SystemExit(f"error: {exc}") from None
     resume = Path(flags["--resume"]) if "--resume" in flags else None
     use_wandb = "--no-wandb" not in flags
     if resume is not None and rest:
@@ -119,14 +117,10 @@ def teacher(argv: list[str]) -> None:
             f"error: --resume continues with the run's saved config.json; drop the overrides {rest} "
             "(or start a new run with them)."
         )
-    if preset not in PRESETS:
-        raise SystemExit(f"error: unknown preset '{preset}'; presets: {', '.join(PRESETS)}")
     description = (
         f"Train a privileged teacher (preset '{preset}'; --preset NAME, --resume RUN_DIR, --no-wandb)."
     )
-    cfg = tyro.cli(
-        TeacherCfg, args=rest, default=PRESETS[preset](), prog="train.py teacher", description=description
-    )
+    cfg = tyro.cli(TeacherCfg, args=rest, default=default, prog="train.py teacher", description=description)
     run_dir = train_teacher(cfg, resume=resume, use_wandb=use_wandb)
     print(f"run directory: {run_dir}")
 
@@ -203,26 +197,15 @@ def evaluate_run(args: EvalArgs) -> None:
 
 def play(args: PlayArgs) -> None:
     """Video of env 0 under the trained policy with a held command."""
-    import dataclasses
-
-    from humanoid_prior.envs.batched_sim import SimCfg
     from humanoid_prior.envs.locomotion import LocomotionEnv
-    from humanoid_prior.evaluation import held_commands
-    from humanoid_prior.monitoring import write_video
+    from humanoid_prior.evaluation import held_command_task
+    from humanoid_prior.monitoring import rollout_frames, write_video
     from humanoid_prior.policy_io import load_policy
 
     policy = load_policy(args.run)
-    task = policy.cfg.task
-    commands = held_commands(task)  # as the evaluation holds them: a rough run's heading law is off too
-    env = LocomotionEnv(
-        dataclasses.replace(task, commands=commands, sim=SimCfg(num_envs=1, nthread=1)), seed=1
-    )
-    env.reset()
-    env.commands.commands[:] = args.command
-    obs, frames = env.observe(), []
-    for _ in range(round(args.seconds / env.dt)):
-        obs, *_ = env.step(policy(obs))
-        frames.append(env.render(0, 480, 360))
+    # held as the evaluation holds them: a rough run's heading law is off too
+    env = LocomotionEnv(held_command_task(policy.cfg.task), seed=1)
+    frames = rollout_frames(env, policy, args.seconds, width=480, height=360, command=args.command)
     env.close()
     out = write_video(frames, args.out or args.run / "videos" / "play.mp4", fps=round(1 / env.dt))
     print(f"written: {out}")

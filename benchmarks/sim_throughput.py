@@ -35,6 +35,7 @@ from stable_baselines3.common.vec_env import SubprocVecEnv
 from humanoid_prior.envs.batched_sim import BatchedSim, SimCfg
 from humanoid_prior.envs.locomotion import LocomotionEnv
 from humanoid_prior.envs.model_builder import RobotModel, build_model
+from humanoid_prior.envs.presets import TERRAIN_PRESETS
 from humanoid_prior.envs.robots import get_robot
 from humanoid_prior.envs.task_cfg import task_preset
 from humanoid_prior.monitoring import machine, report
@@ -172,9 +173,7 @@ def main() -> None:
     )
     parser.add_argument("--repeats", type=int, default=15)
     parser.add_argument("--peer-procs", type=int, default=2)
-    parser.add_argument(
-        "--task", default="rough", choices=["flat", "rough"], help="terrain preset of the env"
-    )
+    parser.add_argument("--task", default="rough", choices=TERRAIN_PRESETS, help="terrain preset of the env")
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
 

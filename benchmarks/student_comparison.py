@@ -25,7 +25,6 @@ from typing import Any
 import numpy as np
 
 from humanoid_prior.config import StudentCfg, student_preset
-from humanoid_prior.envs.batched_sim import SimCfg
 from humanoid_prior.envs.locomotion import LocomotionEnv
 from humanoid_prior.evaluation import evaluate
 from humanoid_prior.evaluation import protocol as eval_protocol
@@ -181,7 +180,7 @@ def main() -> None:
     if "tmp" in names:
         policy = load_policy(args.run_root / "cmp_tmp")
         policy.reset()
-        env = LocomotionEnv(dataclasses.replace(policy.cfg.task, sim=SimCfg(num_envs=1, nthread=1)), seed=2)
+        env = LocomotionEnv(policy.cfg.task.with_batch(1, nthread=1), seed=2)
         frames = rollout_frames(env, policy, seconds=6.0, width=320, height=240)
         env.close()
         write_video(frames[::2], RESULTS / "student_tmp.mp4", fps=round(0.5 / env.dt))

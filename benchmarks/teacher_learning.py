@@ -118,7 +118,9 @@ def train_seed(cfg: Any, run_dir: Path, no_wandb: bool, train: bool = True) -> d
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--preset", default="g1_flat")
+    parser.add_argument(
+        "--preset", default="g1_flat", help="a preset of envs.presets: g1_flat, h1_rough, ..."
+    )
     parser.add_argument(
         "--steps", type=int, default=None, help="env-step budget per seed (preset's if unset)"
     )
@@ -180,10 +182,7 @@ def main() -> None:
     )
     if not args.no_video:
         policy = load_policy(first)
-        task = dataclasses.replace(
-            policy.cfg.task, sim=dataclasses.replace(policy.cfg.task.sim, num_envs=1, nthread=1)
-        )
-        env = LocomotionEnv(task, seed=2)
+        env = LocomotionEnv(policy.cfg.task.with_batch(1, nthread=1), seed=2)
         frames = rollout_frames(env, policy, seconds=6.0, width=320, height=240)
         env.close()
         write_video(frames[::2], RESULTS / f"{out_stem}.mp4", fps=round(0.5 / env.dt))

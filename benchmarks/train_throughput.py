@@ -153,8 +153,7 @@ def main() -> None:
 
     cfg = with_overrides(named_teacher_preset(args.preset), args.overrides)
     if args.num_envs is not None:
-        sim = dataclasses.replace(cfg.task.sim, num_envs=args.num_envs)
-        cfg = dataclasses.replace(cfg, task=dataclasses.replace(cfg.task, sim=sim))
+        cfg = dataclasses.replace(cfg, task=cfg.task.with_batch(args.num_envs))
     if args.hidden is not None:
         widths = tuple(int(w) for w in args.hidden.split(","))
         cfg = dataclasses.replace(cfg, network=dataclasses.replace(cfg.network, actor_hidden=widths,

@@ -26,7 +26,6 @@ from torch import nn
 
 from humanoid_prior import __version__
 from humanoid_prior.config import to_dict
-from humanoid_prior.envs.batched_sim import SimCfg
 from humanoid_prior.envs.history import FrameHistory
 from humanoid_prior.envs.locomotion import LocomotionEnv
 from humanoid_prior.policies.actor_critic import NetworkCfg
@@ -108,9 +107,8 @@ def record_observations(
     """
     task = policy.cfg.task
     # Nominal physics: the check needs realistic observations, not 16 randomised model copies.
-    sim = SimCfg(num_envs=num_envs, sim_dt=task.sim.sim_dt, decimation=task.sim.decimation, nthread=1)
     task = dataclasses.replace(
-        task, sim=sim, domain_rand=dataclasses.replace(task.domain_rand, enabled=False)
+        task.with_batch(num_envs, nthread=1), domain_rand=dataclasses.replace(task.domain_rand, enabled=False)
     )
     env = LocomotionEnv(task, seed=seed)
     obs = env.reset(seed=seed)

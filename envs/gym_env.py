@@ -69,7 +69,7 @@ class LocomotionGymEnv(gym.Env[dict[str, Any], np.ndarray]):
                 f"fields that can be overridden: {', '.join(sorted(fields))}."
             )
         cfg = dataclasses.replace(task_preset(robot, terrain, num_envs=1), **overrides)
-        return dataclasses.replace(cfg, sim=dataclasses.replace(cfg.sim, num_envs=1, nthread=1))
+        return cfg.with_batch(1, nthread=1)
 
     @property
     def dt(self) -> float:

@@ -13,12 +13,10 @@ from __future__ import annotations
 
 import gymnasium as gym
 
-from .robots import ROBOTS
+from .presets import preset_names
 
 NAMESPACE = "humanoid_prior"
 ENTRY_POINT = "humanoid_prior.envs.gym_env:LocomotionGymEnv"
-TERRAINS = ("flat", "rough")
-"""`task_cfg.TERRAIN_PRESETS`, repeated here so that registering does not import the simulator."""
 
 
 def _camel(name: str) -> str:
@@ -34,12 +32,11 @@ def env_id(robot: str, terrain: str) -> str:
 def register_all() -> list[str]:
     """Register every (robot, terrain) preset not registered yet; return all their ids."""
     ids = []
-    for robot in ROBOTS:
-        for terrain in TERRAINS:
-            id_ = env_id(robot, terrain)
-            if id_ not in gym.registry:
-                gym.register(id=id_, entry_point=ENTRY_POINT, kwargs={"robot": robot, "terrain": terrain})
-            ids.append(id_)
+    for robot, terrain in preset_names():
+        id_ = env_id(robot, terrain)
+        if id_ not in gym.registry:
+            gym.register(id=id_, entry_point=ENTRY_POINT, kwargs={"robot": robot, "terrain": terrain})
+        ids.append(id_)
     return ids
 
 

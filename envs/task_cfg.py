@@ -6,6 +6,7 @@ subclassing or by rewriting user values after construction.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -14,9 +15,10 @@ from .batched_sim import SimCfg
 from .commands import CommandCfg
 from .curriculum import CurriculumCfg
 from .observations import ObsGroupCfg, default_groups
+from .presets import TERRAIN_PRESETS
 from .randomization import DomainRandCfg
 from .rewards import RewardCfg
-from .robots import ROBOTS, select_robot
+from .robots import select_robot
 from .terrain import TerrainCfg
 
 
@@ -87,14 +89,22 @@ class TaskCfg:
     spawn_yaw: tuple[float, float] = (-math.pi, math.pi)
     """Range of the heading at reset (rad); the crossing evaluation walks along +x from (0, 0)."""
 
+    def with_batch(self, num_envs: int, nthread: int | None = None) -> TaskCfg:
+        """The task with another batch size (and C-thread count; None keeps the task's).
+
+        The one way to make a copy of a task for evaluation, video, export or recording, so that the
+        physics step and decimation stay the task's.
+        """
+        sim = dataclasses.replace(
+            self.sim, num_envs=num_envs, nthread=self.sim.nthread if nthread is None else nthread
+        )
+        return dataclasses.replace(self, sim=sim)
+
 
 FLAT_SCAN = ScanCfg(base_x=(0.0,), base_y=(0.0,), foot_xy=((0.0, 0.0),))
 """On a plane every scan point reads the same height: one point under the base and one under each foot
 instead of 45 + 10 identical columns. Measured at 5 M env steps with 2 seeds each, the learning speed is
 within seed-to-seed noise either way (docs/results/teacher_levers.md); the smaller input is kept."""
-
-TERRAIN_PRESETS = ("flat", "rough")
-"""Terrain variants every robot has."""
 
 
 def task_preset(
@@ -131,8 +141,3 @@ def g1_flat(num_envs: int = 64) -> TaskCfg:
 def g1_rough(num_envs: int = 64) -> TaskCfg:
     """Unitree G1 on the rough-terrain curriculum (the default task)."""
     return task_preset("g1", "rough", num_envs)
-
-
-def preset_names() -> list[tuple[str, str]]:
-    """Every (robot, terrain) preset."""
-    return [(r, t) for r in ROBOTS for t in TERRAIN_PRESETS]

@@ -10,6 +10,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
+from humanoid_prior.envs.presets import parse_preset_name
 from humanoid_prior.envs.robots import select_robot
 from humanoid_prior.envs.task_cfg import TaskCfg, task_preset
 from humanoid_prior.policies.actor_critic import NetworkCfg
@@ -143,6 +144,10 @@ class TeacherCfg:
     """Terrain preset name ('flat' or 'rough'), used in the run name and evaluation."""
 
 
+TEACHER_STEPS = {"flat": 10_000_000, "rough": 50_000_000}
+"""Env-step budget of a teacher preset by terrain (the flat G1 teacher meets its target at 6-7 M)."""
+
+
 def teacher_preset(
     robot: str = "g1", terrain: str = "rough", num_envs: int = 128, robot_file: str | None = None
 ) -> TeacherCfg:
@@ -152,19 +157,23 @@ def teacher_preset(
     """
     task = task_preset(robot, terrain, num_envs, robot_file)
     mirror = bool(select_robot(robot, robot_file).mirror_joints)
-    return TeacherCfg(task=task, terrain_name=terrain, ppo=PPOCfg(symmetry=mirror))
+    run = RunCfg(total_steps=TEACHER_STEPS[terrain])
+    return TeacherCfg(task=task, terrain_name=terrain, ppo=PPOCfg(symmetry=mirror), run=run)
+
+
+def named_teacher_preset(name: str) -> TeacherCfg:
+    """A teacher preset by its name in `envs.presets`, e.g. 'g1_flat', 'h1_rough'."""
+    return teacher_preset(*parse_preset_name(name))
 
 
 def g1_flat() -> TeacherCfg:
-    """G1 on flat ground: the fast sanity run (10 M env steps; ~30 min on 2 cores at 6k steps/s)."""
-    cfg = teacher_preset("g1", "flat")
-    return dataclasses.replace(cfg, run=dataclasses.replace(cfg.run, total_steps=10_000_000))
+    """G1 on flat ground: the fast sanity run (10 M env steps)."""
+    return named_teacher_preset("g1_flat")
 
 
 def g1_rough() -> TeacherCfg:
     """G1 on the rough-terrain curriculum: the default teacher (50 M env steps)."""
-    cfg = teacher_preset("g1", "rough")
-    return dataclasses.replace(cfg, run=dataclasses.replace(cfg.run, total_steps=50_000_000))
+    return named_teacher_preset("g1_rough")
 
 
 @dataclass(frozen=True)
@@ -179,16 +188,6 @@ class TeacherDataCfg:
     """'if_teacher_changed': reuse data made from the same teacher checkpoint; 'always': record again."""
     seed: int = 123
     """Seed of the recording env."""
-
-
-def named_teacher_preset(name: str) -> TeacherCfg:
-    """A teacher preset by name: 'g1_flat', 'g1_rough' or '<robot>_<flat|rough>'."""
-    if name == "g1_flat":
-        return g1_flat()
-    if name == "g1_rough":
-        return g1_rough()
-    robot, _, terrain = name.rpartition("_")
-    return teacher_preset(robot, terrain)
 
 
 STUDENT_METHODS = ("tmp", "distill", "ppo_proprio")
@@ -291,8 +290,7 @@ def student_preset(teacher: TeacherCfg, teacher_run: str, method: str = "tmp") -
     """
     if method not in STUDENT_METHODS:
         raise ValueError(f"unknown student method {method!r}; choose from {', '.join(STUDENT_METHODS)}.")
-    sim = dataclasses.replace(teacher.task.sim, num_envs=128, nthread=0)
-    task = dataclasses.replace(teacher.task, sim=sim)
+    task = teacher.task.with_batch(128, nthread=0)
     cfg = StudentCfg(teacher=teacher_run, method=method, task=task, terrain_name=teacher.terrain_name)
     if method == "distill":
         cfg = dataclasses.replace(

@@ -19,10 +19,10 @@ from typing import Any
 
 import numpy as np
 
-from humanoid_prior.envs.batched_sim import SimCfg
 from humanoid_prior.envs.commands import CommandCfg
 from humanoid_prior.envs.curriculum import CurriculumCfg
 from humanoid_prior.envs.locomotion import LocomotionEnv
+from humanoid_prior.envs.presets import TERRAIN_PRESETS
 from humanoid_prior.envs.task_cfg import TaskCfg
 from humanoid_prior.envs.terrain import TerrainCfg, TerrainType
 
@@ -82,8 +82,10 @@ def rough_eval() -> EvalCfg:
 
 def protocol(terrain_name: str) -> EvalCfg:
     """The evaluation protocol of a terrain preset ('rough' or 'flat')."""
-    if terrain_name not in ("flat", "rough"):
-        raise ValueError(f"unknown evaluation protocol '{terrain_name}'; protocols: flat, rough.")
+    if terrain_name not in TERRAIN_PRESETS:
+        raise ValueError(
+            f"unknown evaluation protocol '{terrain_name}'; protocols: {', '.join(TERRAIN_PRESETS)}."
+        )
     return rough_eval() if terrain_name == "rough" else EvalCfg()
 
 
@@ -91,6 +93,11 @@ def held_commands(task: TaskCfg) -> CommandCfg:
     """The task's commands held as set: no resampling, no standing draws, nothing zeroed, no heading law."""
     return dataclasses.replace(task.commands, resample_interval_s=(1e9, 1e9), standing_fraction=0.0,
                                small_command=0.0, heading_command=False)  # fmt: skip
+
+
+def held_command_task(task: TaskCfg, num_envs: int = 1) -> TaskCfg:
+    """A `num_envs` copy of the task (its physics step and decimation kept) whose commands stay as set."""
+    return dataclasses.replace(task.with_batch(num_envs, nthread=1), commands=held_commands(task))
 
 
 def _eval_task(task: TaskCfg, cfg: EvalCfg, num_envs: int) -> TaskCfg:
@@ -107,9 +114,8 @@ def _eval_task(task: TaskCfg, cfg: EvalCfg, num_envs: int) -> TaskCfg:
         )
     commands = held_commands(task)
     return dataclasses.replace(
-        task, terrain=terrain, commands=commands, curriculum=CurriculumCfg(enabled=False),
-        episode_length_s=cfg.episode_s, sim=SimCfg(num_envs=num_envs, sim_dt=task.sim.sim_dt,
-                                                   decimation=task.sim.decimation),
+        task.with_batch(num_envs), terrain=terrain, commands=commands,
+        curriculum=CurriculumCfg(enabled=False), episode_length_s=cfg.episode_s,
     )  # fmt: skip
 
 
@@ -238,9 +244,8 @@ def crossing(task: TaskCfg, policy: Policy, repeats: int = 64, episode_s: float 
                                       difficulty_range=(difficulty, difficulty))  # fmt: skip
         commands = held_commands(task)
         cell_task = dataclasses.replace(
-            task, terrain=terrain, commands=commands, curriculum=CurriculumCfg(enabled=False),
-            episode_length_s=episode_s, spawn_yaw=(0.0, 0.0),
-            sim=dataclasses.replace(task.sim, num_envs=repeats),
+            task.with_batch(repeats), terrain=terrain, commands=commands,
+            curriculum=CurriculumCfg(enabled=False), episode_length_s=episode_s, spawn_yaw=(0.0, 0.0),
         )  # fmt: skip
         env = LocomotionEnv(cell_task, seed=seed)
         env.reset(seed=seed)

@@ -113,9 +113,17 @@ def rollout_frames(
     seconds: float,
     width: int = 320,
     height: int = 240,
+    command: Sequence[float] | None = None,
 ) -> list[np.ndarray]:
-    """Frames of env 0 of a `LocomotionEnv` driven by `act` (observations -> actions) for `seconds`."""
+    """Frames of env 0 of a `LocomotionEnv` driven by `act` (observations -> actions) for `seconds`.
+
+    With `command` (v_x, v_y, yaw rate) every env is given it after the reset; the task's command
+    settings decide whether it is held (`evaluation.held_command_task`) or resampled.
+    """
     obs = env.reset()
+    if command is not None:
+        env.commands.commands[:] = command
+        obs = env.observe()
     frames = []
     for _ in range(max(1, round(seconds / env.dt))):
         obs, *_ = env.step(act(obs))

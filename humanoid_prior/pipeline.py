@@ -139,9 +139,8 @@ class Pipeline:
         from humanoid_prior.student import train_student as train
 
         cfg = student_preset(teacher_config(self.teacher_dir), str(self.teacher_dir), "tmp")
-        sim = dataclasses.replace(cfg.task.sim, num_envs=self.cfg.num_envs, nthread=self.cfg.sim_threads)
         cfg = dataclasses.replace(
-            cfg, task=dataclasses.replace(cfg.task, sim=sim),
+            cfg, task=cfg.task.with_batch(self.cfg.num_envs, nthread=self.cfg.sim_threads),
             teacher_data=dataclasses.replace(cfg.teacher_data, transitions=self.cfg.teacher_data_transitions),
         )  # fmt: skip
         run = dataclasses.replace(cfg.run, run_dir=str(self.root), name="student",

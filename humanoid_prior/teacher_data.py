@@ -9,7 +9,6 @@ teacher checkpoint; `refresh` says when to make them again.
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,10 +43,7 @@ def data_path(teacher_run: Path, teacher: LoadedPolicy, cfg: TeacherDataCfg) -> 
 
 def record(teacher: LoadedPolicy, cfg: TeacherDataCfg, teacher_levels: np.ndarray | None) -> MotionData:
     """Roll the teacher out and collect `cfg.transitions` transitions (failing steps left out)."""
-    task = dataclasses.replace(
-        teacher.cfg.task, sim=dataclasses.replace(teacher.cfg.task.sim, num_envs=cfg.num_envs)
-    )
-    env = LocomotionEnv(task, seed=cfg.seed)
+    env = LocomotionEnv(teacher.cfg.task.with_batch(cfg.num_envs), seed=cfg.seed)
     try:
         env.reset(seed=cfg.seed)
         if env.curriculum is not None and teacher_levels is not None and len(teacher_levels):

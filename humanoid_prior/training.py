@@ -11,7 +11,6 @@ checkpoints, render videos and stop at a wall-clock limit, and `run_session` tha
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import json
 import random
 import signal
@@ -311,10 +310,7 @@ class MonitorCallback(BaseCallback):
         """Render env 0 of a one-env copy of the task under the current policy; log it to W&B."""
         s = self.session
         if self._video_env is None:
-            task = dataclasses.replace(
-                s.cfg.task, sim=dataclasses.replace(s.cfg.task.sim, num_envs=1, nthread=1)
-            )
-            self._video_env = LocomotionEnv(task, seed=s.cfg.run.seed + 1)
+            self._video_env = LocomotionEnv(s.cfg.task.with_batch(1, nthread=1), seed=s.cfg.run.seed + 1)
         frames = rollout_frames(self._video_env, s.video_policy(), s.cfg.run.video_seconds)
         fps = round(1.0 / self._video_env.dt)
         path = write_video(frames, s.run_dir / "videos" / f"iter_{s.iteration:07d}.mp4", fps)

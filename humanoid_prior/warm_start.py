@@ -13,7 +13,6 @@ The step count continues, so a result reports the steps of both stages together.
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -34,8 +33,7 @@ FIRST_LAYERS = ("mlp_extractor.policy_net.0.weight", "mlp_extractor.value_net.0.
 
 def source_layout(cfg: TeacherCfg) -> list[TermSlice]:
     """The observation layout (of the policy's group) of a teacher config, from a one-env copy of its task."""
-    sim = dataclasses.replace(cfg.task.sim, num_envs=1, nthread=1)
-    env = LocomotionEnv(dataclasses.replace(cfg.task, sim=sim), seed=0)
+    env = LocomotionEnv(cfg.task.with_batch(1, nthread=1), seed=0)
     try:
         return env.observations.layouts[cfg.network.obs_group]
     finally:

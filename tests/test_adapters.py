@@ -20,8 +20,9 @@ from humanoid_prior.envs import registration
 from humanoid_prior.envs.batched_sim import SimCfg
 from humanoid_prior.envs.gym_env import LocomotionGymEnv
 from humanoid_prior.envs.locomotion import LocomotionEnv
+from humanoid_prior.envs.presets import preset_names
 from humanoid_prior.envs.sb3_vec_env import LocomotionVecEnv
-from humanoid_prior.envs.task_cfg import TaskCfg, TerminationCfg, preset_names, task_preset
+from humanoid_prior.envs.task_cfg import TaskCfg, TerminationCfg, task_preset
 
 N = 2
 EPISODE_3_STEPS = 0.06  # 3 control steps of 0.02 s

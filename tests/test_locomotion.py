@@ -13,8 +13,9 @@ from humanoid_prior.envs.commands import CommandCfg, CommandSampler
 from humanoid_prior.envs.curriculum import CurriculumCfg, TerrainCurriculum, commanded_step
 from humanoid_prior.envs.locomotion import LocomotionEnv
 from humanoid_prior.envs.observations import motion_features
+from humanoid_prior.envs.presets import preset_names
 from humanoid_prior.envs.randomization import DomainRandCfg
-from humanoid_prior.envs.task_cfg import TaskCfg, TerminationCfg, preset_names, task_preset
+from humanoid_prior.envs.task_cfg import TaskCfg, TerminationCfg, task_preset
 from humanoid_prior.envs.terrain import TerrainCfg, generate_terrain
 
 NEVER_FALL = TerminationCfg(base_contact=False, max_tilt_deg=180.0, min_base_height_fraction=0.0)

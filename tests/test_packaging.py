@@ -64,7 +64,8 @@ def test_the_robot_runtime_imports_neither_the_simulator_nor_the_trainer() -> No
     heavy = ("mujoco", "stable_baselines3", "gymnasium", "torch")
     probe = (
         "import sys\n"
-        "import humanoid_prior.deploy.runtime, humanoid_prior.deploy.observation, humanoid_prior.deploy.manifest\n"
+        "import humanoid_prior.deploy.manifest, humanoid_prior.deploy.observation\n"
+        "import humanoid_prior.deploy.runtime\n"
         f"print(sorted(m for m in {heavy!r} if m in sys.modules))\n"
     )
     out = subprocess.run([sys.executable, "-c", probe], check=True, capture_output=True, text=True).stdout

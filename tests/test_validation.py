@@ -188,6 +188,29 @@ def test_robot_dependent_targets_come_from_the_robot_loaded() -> None:
     env.close()
 
 
+def test_copies_of_a_task_keep_its_physics_step_and_decimation() -> None:
+    """Video, play, export, recording and evaluation copies of a task change its batch, not its physics.
+
+    `train.py play` and two benchmarks used to build `SimCfg(num_envs=1, nthread=1)`, which put a task
+    with another `sim_dt` or `decimation` back on the defaults (a 0.024 s policy period played at 0.02 s).
+    """
+    from humanoid_prior.envs.locomotion import LocomotionEnv
+    from humanoid_prior.envs.task_cfg import g1_flat
+    from humanoid_prior.evaluation import _eval_task, held_command_task
+
+    task = dataclasses.replace(g1_flat(), sim=SimCfg(num_envs=64, sim_dt=0.004, decimation=6, nthread=0))
+    copies = {
+        "with_batch": task.with_batch(1, nthread=1),
+        "play": held_command_task(task),
+        "evaluation": _eval_task(task, protocol("flat"), num_envs=2),
+    }
+    for name, copy in copies.items():
+        assert (copy.sim.sim_dt, copy.sim.decimation) == (0.004, 6), name
+    env = LocomotionEnv(copies["play"], seed=0)
+    assert env.num_envs == 1 and env.dt == pytest.approx(0.024)
+    env.close()
+
+
 def test_a_robot_file_gets_its_own_preset_and_run_name(tmp_path: Path) -> None:
     import yaml
 
