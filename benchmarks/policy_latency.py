@@ -27,7 +27,7 @@ from humanoid_prior.deploy.export import export_policy, record_observations
 from humanoid_prior.deploy.inference import ENGINES, PolicyEngine, load_engine
 from humanoid_prior.deploy.manifest import MANIFEST_NAME, Manifest, SafetyCfg
 from humanoid_prior.deploy.mujoco_robot import MujocoRobot, SimRobotCfg
-from humanoid_prior.deploy.robot import JointCommand, Robot, RobotState
+from humanoid_prior.deploy.robot import JointCommand, RobotState, VirtualClockRobot
 from humanoid_prior.deploy.runtime import Runtime
 from humanoid_prior.monitoring import machine, report
 from humanoid_prior.policy_io import load_policy
@@ -54,22 +54,12 @@ def time_inference(engine: PolicyEngine, inputs: np.ndarray, calls: int) -> dict
     return percentiles_ms(samples)
 
 
-class ReplayRobot(Robot):
+class ReplayRobot(VirtualClockRobot):
     """Replays recorded robot states from memory (robot order); its clock advances with `wait_until`."""
 
     def __init__(self, names: tuple[str, ...], states: list[RobotState], period: float) -> None:
-        self._names, self.states, self.period = names, states, period
-        self.t, self.k = 0.0, 0
-
-    @property
-    def joint_names(self) -> tuple[str, ...]:
-        return self._names
-
-    def now(self) -> float:
-        return self.t
-
-    def wait_until(self, t: float) -> None:
-        self.t = max(self.t, t)
+        super().__init__(names)
+        self.states, self.period, self.k = states, period, 0
 
     def read_state(self) -> RobotState:
         s = self.states[self.k % len(self.states)]

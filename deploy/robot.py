@@ -76,3 +76,28 @@ class Robot(ABC):
 
     def close(self) -> None:  # noqa: B027 - optional hook, most backends have nothing to free
         """Release the robot (connections, threads, renderers)."""
+
+
+class VirtualClockRobot(Robot):
+    """A robot on a virtual clock: time moves only when the runtime waits.
+
+    A loop over it runs as fast as its code (state replays, scripted tests). Subclasses give
+    `read_state` and `send`.
+    """
+
+    def __init__(self, joint_names: tuple[str, ...]) -> None:
+        self._joint_names = tuple(joint_names)
+        self.t = 0.0
+
+    @property
+    def joint_names(self) -> tuple[str, ...]:
+        """The joints given at construction."""
+        return self._joint_names
+
+    def now(self) -> float:
+        """The virtual clock (s)."""
+        return self.t
+
+    def wait_until(self, t: float) -> None:
+        """Move the clock to `t` at once (never back)."""
+        self.t = max(self.t, t)

@@ -112,18 +112,25 @@ class Pipeline:
     def _steps(self, steps: int) -> int:
         return round(steps * self.cfg.budget)
 
+    def _stage_run(
+        self, cfg: Any, run_dir: Path, steps: int, minutes: float | None
+    ) -> tuple[Any, Path | None]:
+        """A stage's config in `run_dir` at its share of the budget, and the run to resume (if any)."""
+        run = dataclasses.replace(cfg.run, run_dir=str(run_dir.parent), name=run_dir.name,
+                                  total_steps=self._steps(steps), time_limit_min=minutes)  # fmt: skip
+        resume = run_dir if (run_dir / "config.json").is_file() else None
+        return dataclasses.replace(cfg, run=run), resume
+
     def train_teacher(self) -> str:
         """The privileged teacher on the chosen terrain (resumes a stopped run)."""
         from humanoid_prior.teacher import train_teacher
 
         cfg = teacher_preset(self.cfg.robot, self.cfg.terrain, num_envs=self.cfg.num_envs)
-        sim = dataclasses.replace(cfg.task.sim, nthread=self.cfg.sim_threads)
-        cfg = dataclasses.replace(cfg, task=dataclasses.replace(cfg.task, sim=sim))
-        run = dataclasses.replace(cfg.run, run_dir=str(self.root), name="teacher",
-                                  total_steps=self._steps(self.cfg.teacher_steps),
-                                  time_limit_min=self.cfg.teacher_minutes)  # fmt: skip
-        resume = self.teacher_dir if (self.teacher_dir / "config.json").is_file() else None
-        train_teacher(dataclasses.replace(cfg, run=run), resume=resume, use_wandb=self.cfg.use_wandb)
+        cfg = dataclasses.replace(
+            cfg, task=cfg.task.with_batch(self.cfg.num_envs, nthread=self.cfg.sim_threads)
+        )
+        cfg, resume = self._stage_run(cfg, self.teacher_dir, self.cfg.teacher_steps, self.cfg.teacher_minutes)
+        train_teacher(cfg, resume=resume, use_wandb=self.cfg.use_wandb)
         return str(self.teacher_dir)
 
     def record_teacher_data(self) -> str:
@@ -143,11 +150,8 @@ class Pipeline:
             cfg, task=cfg.task.with_batch(self.cfg.num_envs, nthread=self.cfg.sim_threads),
             teacher_data=dataclasses.replace(cfg.teacher_data, transitions=self.cfg.teacher_data_transitions),
         )  # fmt: skip
-        run = dataclasses.replace(cfg.run, run_dir=str(self.root), name="student",
-                                  total_steps=self._steps(self.cfg.student_steps),
-                                  time_limit_min=self.cfg.student_minutes)  # fmt: skip
-        resume = self.student_dir if (self.student_dir / "config.json").is_file() else None
-        train(dataclasses.replace(cfg, run=run), resume=resume, use_wandb=self.cfg.use_wandb)
+        cfg, resume = self._stage_run(cfg, self.student_dir, self.cfg.student_steps, self.cfg.student_minutes)
+        train(cfg, resume=resume, use_wandb=self.cfg.use_wandb)
         return str(self.student_dir)
 
     def evaluate(self) -> dict[str, dict[str, float]]:

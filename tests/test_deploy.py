@@ -19,7 +19,7 @@ from humanoid_prior.deploy.inference import OnnxPolicy, TorchScriptPolicy, load_
 from humanoid_prior.deploy.manifest import Manifest, ManifestError, SafetyCfg
 from humanoid_prior.deploy.mujoco_robot import MujocoRobot, SimRobotCfg
 from humanoid_prior.deploy.observation import PolicyObservation
-from humanoid_prior.deploy.robot import JointCommand, Robot, RobotState
+from humanoid_prior.deploy.robot import JointCommand, RobotState, VirtualClockRobot
 from humanoid_prior.deploy.runtime import Runtime
 from humanoid_prior.deploy.safety import SafetyLayer
 from humanoid_prior.deploy.sim2sim import run_sim2sim
@@ -66,28 +66,17 @@ def student_manifest(exports: dict[str, Path]) -> Manifest:
     return Manifest.load(exports["student"])
 
 
-class FakeRobot(Robot):
+class FakeRobot(VirtualClockRobot):
     """A robot whose state the test sets; records what the runtime sends. Joints in reversed policy order."""
 
     def __init__(self, manifest: Manifest, reverse: bool = True) -> None:
-        self.names = tuple(reversed(manifest.joint_names)) if reverse else manifest.joint_names
-        self.order = np.array([manifest.joint_names.index(n) for n in self.names])
-        self.t = 0.0
+        super().__init__(tuple(reversed(manifest.joint_names)) if reverse else manifest.joint_names)
+        self.order = np.array([manifest.joint_names.index(n) for n in self.joint_names])
         self.frozen_time: float | None = None
         self.policy_pos = manifest.array("default_joint_pos").copy()
         self.policy_vel = np.zeros(manifest.num_joints)
         self.quat = np.array([1.0, 0.0, 0.0, 0.0])
         self.sent: list[JointCommand] = []
-
-    @property
-    def joint_names(self) -> tuple[str, ...]:
-        return self.names
-
-    def now(self) -> float:
-        return self.t
-
-    def wait_until(self, t: float) -> None:
-        self.t = max(self.t, t)
 
     def read_state(self) -> RobotState:
         stamp = self.t if self.frozen_time is None else self.frozen_time
@@ -99,7 +88,7 @@ class FakeRobot(Robot):
 
     def last_target(self) -> np.ndarray:
         """The last sent targets, back in policy order."""
-        out = np.empty(len(self.names))
+        out = np.empty(len(self.joint_names))
         out[self.order] = self.sent[-1].target
         return out
 
@@ -246,7 +235,9 @@ def test_runtime_history_frames_are_in_the_students_training_order(
 
 def test_runtime_rejects_a_manifest_whose_joints_the_robot_lacks(student_manifest: Manifest) -> None:
     robot = FakeRobot(student_manifest)
-    robot.names = robot.names[:-1]  # FakeRobot lists joints reversed: the policy's first joint is gone
+    robot._joint_names = robot.joint_names[
+        :-1
+    ]  # FakeRobot lists joints reversed: the policy's first joint is gone
     with pytest.raises(ValueError, match=r"joints \['left_hip_pitch_joint'\] are not joints of this robot"):
         Runtime(student_manifest, StubPolicy(student_manifest), robot)
 
