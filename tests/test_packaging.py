@@ -28,8 +28,8 @@ def test_wheel_installs_namespaced_packages(tmp_path: Path) -> None:
     assert top_level == {"humanoid_prior"}, (
         f"only the humanoid_prior package may land in site-packages: {top_level}"
     )
-    for module in ("envs/robots.py", "envs/batched_sim.py", "envs/terrain.py", "policies/__init__.py",
-                   "deploy/__init__.py"):  # fmt: skip
+    for module in ("envs/robots.py", "envs/robot_files/g1.yaml", "envs/batched_sim.py", "envs/terrain.py",
+                   "policies/__init__.py", "deploy/__init__.py", "cli.py"):  # fmt: skip
         assert f"humanoid_prior/{module}" in names
 
     env_dir = tmp_path / "fresh"

@@ -13,11 +13,9 @@ from humanoid_prior.envs.model_builder import build_model
 from humanoid_prior.envs.robots import (
     ROBOTS,
     RobotConfigError,
-    g1,
     get_robot,
     load_robot_file,
     resolve_mjcf,
-    t1,
 )
 
 
@@ -85,7 +83,7 @@ def test_stands_on_flat_ground_for_half_a_second(name: str, built) -> None:
 
 def test_welded_joint_keeps_its_pose(built) -> None:
     """T1's arms weld at shoulder roll ±1.4, elbow yaw ±0.4: the hands sit where the free model puts them."""
-    robot = t1()
+    robot = get_robot("t1")
     free_model = mujoco.MjModel.from_xml_path(str(resolve_mjcf(robot.mjcf)))
     free = mujoco.MjData(free_model)
     free.qpos[:7] = (0, 0, 1, 1, 0, 0, 0)
@@ -112,23 +110,23 @@ def test_unknown_robot_lists_known_names() -> None:
 
 
 def test_missing_joint_names_closest() -> None:
-    joints = ("left_hip_pitch_jnt", *g1().actuated_joints[1:])
+    joints = ("left_hip_pitch_jnt", *get_robot("g1").actuated_joints[1:])
     with pytest.raises(
         RobotConfigError, match=r"joint 'left_hip_pitch_jnt' \(in actuated_joints\).*left_hip_pitch_joint"
     ):
-        build_model(dataclasses.replace(g1(), actuated_joints=joints))
+        build_model(dataclasses.replace(get_robot("g1"), actuated_joints=joints))
 
 
 def test_missing_site_and_body_named() -> None:
     with pytest.raises(RobotConfigError, match=r"site 'imu_pelvis' \(in imu_site\).*imu_in_pelvis"):
-        build_model(dataclasses.replace(g1(), imu_site="imu_pelvis"))
+        build_model(dataclasses.replace(get_robot("g1"), imu_site="imu_pelvis"))
     with pytest.raises(RobotConfigError, match=r"body 'left_foot' \(in feet_bodies\)"):
-        build_model(dataclasses.replace(g1(), feet_bodies=("left_foot", "right_ankle_roll_link")))
+        build_model(dataclasses.replace(get_robot("g1"), feet_bodies=("left_foot", "right_ankle_roll_link")))
 
 
 def test_list_length_mismatch_names_the_field() -> None:
     with pytest.raises(RobotConfigError, match="kd has 11 entries but actuated_joints has 12"):
-        dataclasses.replace(g1(), kd=g1().kd[:-1])
+        dataclasses.replace(get_robot("g1"), kd=get_robot("g1").kd[:-1])
 
 
 def test_unwelded_unactuated_joint_is_refused() -> None:
@@ -137,7 +135,7 @@ def test_unwelded_unactuated_joint_is_refused() -> None:
     ):
         build_model(
             dataclasses.replace(
-                g1(),
+                get_robot("g1"),
                 weld_joints=(
                     "waist_roll_joint",
                     "waist_pitch_joint",
@@ -151,7 +149,9 @@ def test_unwelded_unactuated_joint_is_refused() -> None:
 
 def test_weld_pattern_matching_nothing_is_refused() -> None:
     with pytest.raises(RobotConfigError, match=r"joint '\*_tail_\*' \(in weld_joints\)"):
-        build_model(dataclasses.replace(g1(), weld_joints=(*g1().weld_joints, "*_tail_*")))
+        build_model(
+            dataclasses.replace(get_robot("g1"), weld_joints=(*get_robot("g1").weld_joints, "*_tail_*"))
+        )
 
 
 def _as_yaml(robot_fields: dict, mjcf: str) -> str:
@@ -222,16 +222,16 @@ def test_collision_bodies_touch_the_ground_only(built) -> None:
     assert bits("left_knee_link") - {(0, 0)} == {(2, 1)}  # collides with the ground (1, 2) only
     assert (int(m.geom_contype[ground]), int(m.geom_conaffinity[ground])) == (1, 2)
     assert bits("left_wrist_yaw_link") <= {(0, 0)}, "arm geoms do not collide at all"
-    selfish = build_model(dataclasses.replace(g1(), self_collisions=True)).model
+    selfish = build_model(dataclasses.replace(get_robot("g1"), self_collisions=True)).model
     knee = selfish.body("left_knee_link").id
     assert {int(selfish.geom_contype[g]) for g in range(selfish.ngeom) if selfish.geom_bodyid[g] == knee} >= {
         3
     }
     with pytest.raises(RobotConfigError, match=r"body 'left_shin' \(in collision_bodies\)"):
-        build_model(dataclasses.replace(g1(), collision_bodies=("left_shin",)))
+        build_model(dataclasses.replace(get_robot("g1"), collision_bodies=("left_shin",)))
 
 
 def test_menagerie_location_can_be_overridden(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("HUMANOID_PRIOR_MENAGERIE", str(tmp_path))
     with pytest.raises(RobotConfigError, match=f"MJCF file not found: {tmp_path}/unitree_g1/g1.xml"):
-        resolve_mjcf(g1().mjcf)
+        resolve_mjcf(get_robot("g1").mjcf)
