@@ -28,8 +28,9 @@ from humanoid_prior import __version__
 from humanoid_prior.config import to_dict
 from humanoid_prior.envs.history import FrameHistory
 from humanoid_prior.envs.locomotion import LocomotionEnv
+from humanoid_prior.normaliser import ObsNormaliser
 from humanoid_prior.policies.actor_critic import NetworkCfg
-from humanoid_prior.policy_io import CLIP_OBS, LoadedPolicy, LoadedStudent, load_policy
+from humanoid_prior.policy_io import LoadedPolicy, LoadedStudent, load_policy
 
 from .inference import OnnxPolicy, TorchScriptPolicy
 from .manifest import Manifest, ObsLayout, ObsTerm, SafetyCfg, config_hash
@@ -43,21 +44,21 @@ class ExportCheckError(RuntimeError):
 
 
 class NormalisedActor(nn.Module):
-    """raw observation (B, D) float32 -> clip((x - mean) / std, ±10) -> actor MLP -> mean action, clipped.
+    """raw observation (B, D) float32 -> clip((x - mean) / std, ±clip) -> actor MLP -> mean action, clipped.
 
     The normalisation runs in float64, as the training-time normaliser does (numpy, float64 statistics),
     so that the exported actions match the training policy's to ~1e-7 rather than ~1e-5.
     """
 
     def __init__(
-        self, mean: np.ndarray, var: np.ndarray, actor: nn.Module, head: nn.Module, action_clip: float
+        self, normaliser: ObsNormaliser, key: str, actor: nn.Module, head: nn.Module, action_clip: float
     ) -> None:
         super().__init__()
-        self.register_buffer("mean", torch.as_tensor(np.asarray(mean, dtype=np.float64)))
-        self.register_buffer("std", torch.as_tensor(np.sqrt(np.asarray(var, dtype=np.float64) + 1e-8)))
+        self.register_buffer("mean", torch.as_tensor(np.asarray(normaliser.mean[key], dtype=np.float64)))
+        self.register_buffer("std", torch.as_tensor(normaliser.std(key)))
         self.actor = actor
         self.head = head
-        self.clip_obs = float(CLIP_OBS)
+        self.clip_obs = float(normaliser.clip)
         self.action_clip = float(action_clip)
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
@@ -91,7 +92,7 @@ def normalised_actor(policy: LoadedPolicy) -> NormalisedActor:
     key = policy_input_key(policy)
     net = policy.policy
     module = NormalisedActor(
-        policy.obs_mean[key], policy.obs_var[key], copy.deepcopy(net.mlp_extractor.policy_net).cpu(),
+        policy.normaliser, key, copy.deepcopy(net.mlp_extractor.policy_net).cpu(),
         copy.deepcopy(net.action_net).cpu(), policy.cfg.task.action_clip,
     )  # fmt: skip
     return module.eval().requires_grad_(False)

@@ -14,7 +14,13 @@ import numpy as np
 
 from humanoid_prior.envs.frames import quat_rotate_inverse
 from humanoid_prior.envs.history import FrameHistory
-from humanoid_prior.envs.observations import OBS_TERMS, ObservationManager, ObsGroupCfg, ObsTermCfg
+from humanoid_prior.envs.observations import (
+    OBS_TERMS,
+    ObservationManager,
+    ObsGroupCfg,
+    ObsTermCfg,
+    gait_phase,
+)
 from humanoid_prior.envs.task_state import TaskState
 
 from .manifest import Manifest, ManifestError
@@ -22,11 +28,6 @@ from .robot import RobotState
 
 _DOWN = np.array([[0.0, 0.0, -1.0]])
 _TASK_FIELDS = frozenset(f.name for f in dataclasses.fields(TaskState))
-
-
-def gait_phase(policy_step: int, control_period_s: float, gait_period_s: float) -> float:
-    """The gait clock phase in [0, 1) after `policy_step` steps, as `LocomotionEnv` advances it."""
-    return (policy_step * control_period_s / gait_period_s) % 1.0
 
 
 class PolicyObservation:

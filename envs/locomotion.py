@@ -20,7 +20,7 @@ from .batched_sim import BatchedSim
 from .commands import CommandSampler
 from .curriculum import TerrainCurriculum, commanded_step
 from .model_builder import SPAWN_CLEARANCE, build_model
-from .observations import ObservationManager, motion_features
+from .observations import ObservationManager, gait_phase, motion_features
 from .randomization import DomainRandomizer
 from .rewards import RewardCfg, RewardManager, feet_in_contact
 from .robots import RobotCfg, select_robot
@@ -255,7 +255,7 @@ class LocomotionEnv:
         s.joint_pos = sim.joint_pos
         s.joint_vel = sim.joint_vel
         s.joint_torque = sim.joint_torque.copy()
-        s.gait_phase = (self.episode_step * self.dt / self.cfg.gait_period_s) % 1.0
+        s.gait_phase = gait_phase(self.episode_step, self.dt, self.cfg.gait_period_s)
         s.base_height = s.base_pos[:, 2] - self._ground_height(s.base_pos[:, :2])
 
         s.feet_pos = sim.feet_pos.copy()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -18,6 +19,14 @@ from .frames import quat_rotate_inverse
 from .task_state import TaskState
 
 ObsFn = Callable[[TaskState], np.ndarray]
+
+
+def gait_phase(policy_step: Any, control_period_s: float, gait_period_s: float) -> Any:
+    """The gait clock's phase in [0, 1) after `policy_step` policy steps of an episode (int or array).
+
+    The env and the robot runtime both advance the clock with it, so the robot's clock is the trained one.
+    """
+    return (policy_step * control_period_s / gait_period_s) % 1.0
 
 
 def _gait_clock(s: TaskState) -> np.ndarray:

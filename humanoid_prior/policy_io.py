@@ -14,12 +14,10 @@ from humanoid_prior.checkpoint import CheckpointError, latest_checkpoint, load_c
 from humanoid_prior.config import StudentCfg, TeacherCfg
 from humanoid_prior.envs.history import FrameHistory
 from humanoid_prior.envs.spaces import action_space, observation_space
+from humanoid_prior.normaliser import ObsNormaliser
 from humanoid_prior.policies.actor_critic import policy_kwargs
 from humanoid_prior.policies.student_policy import StudentPolicy
 from humanoid_prior.runs import STUDENT_KIND, TEACHER_KIND, load_run_config
-
-CLIP_OBS = 10.0
-"""Normalised observations are clipped to ±this (as VecNormalize does in training)."""
 
 
 @dataclass
@@ -28,8 +26,7 @@ class LoadedPolicy:
 
     cfg: TeacherCfg | StudentCfg
     policy: MultiInputActorCriticPolicy
-    obs_mean: dict[str, np.ndarray]
-    obs_var: dict[str, np.ndarray]
+    normaliser: ObsNormaliser
     checkpoint: Path
     num_timesteps: int
     trained_seconds: float
@@ -38,20 +35,14 @@ class LoadedPolicy:
     def normalise(self, obs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Each given key normalised with the training statistics and clipped as in training."""
         for key, value in obs.items():
-            want = self.obs_mean[key].shape[-1] if key in self.obs_mean else None
+            want = self.normaliser.size(key) if key in self.normaliser.mean else None
             if want is not None and np.shape(value)[-1:] != (want,):
                 raise ValueError(
                     f"observation '{key}' has {np.shape(value)[-1:] or 'no'} values per env, but the policy "
                     f"in {self.checkpoint} was trained on {want}: it was trained for another robot or "
                     "observation layout (its run's config.json names both)."
                 )
-        return {
-            k: np.clip((v - self.obs_mean[k]) / np.sqrt(self.obs_var[k] + 1e-8), -CLIP_OBS, CLIP_OBS).astype(
-                np.float32
-            )
-            for k, v in obs.items()
-            if k in self.obs_mean
-        }
+        return self.normaliser(obs)
 
     def __call__(self, obs: dict[str, np.ndarray]) -> np.ndarray:
         """Deterministic (mean) actions for a batch of raw observations."""
@@ -126,11 +117,9 @@ def _trained(policy: MultiInputActorCriticPolicy, data: dict[str, Any], path: Pa
     """The checkpoint's weights loaded into `policy` (eval mode), and the fields every loaded policy has."""
     policy.load_state_dict(data["policy"])
     policy.eval()
-    rms = data["obs_rms"]
     return {
         "policy": policy,
-        "obs_mean": {k: v["mean"].numpy() for k, v in rms.items()},
-        "obs_var": {k: v["var"].numpy() for k, v in rms.items()},
+        "normaliser": ObsNormaliser.from_checkpoint(data),
         "checkpoint": path,
         "num_timesteps": int(data["num_timesteps"]),
         "trained_seconds": float(data["trained_seconds"]),

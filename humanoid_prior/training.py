@@ -23,7 +23,6 @@ import numpy as np
 import torch
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.logger import CSVOutputFormat, Logger, TensorBoardOutputFormat
-from stable_baselines3.common.vec_env import VecNormalize
 
 from humanoid_prior.checkpoint import (
     checkpoint_path,
@@ -35,6 +34,7 @@ from humanoid_prior.config import PPOCfg, to_dict
 from humanoid_prior.envs.locomotion import LocomotionEnv
 from humanoid_prior.envs.sb3_vec_env import LocomotionVecEnv
 from humanoid_prior.monitoring import WandbRun, rollout_frames, write_run_metadata, write_video
+from humanoid_prior.normaliser import load_rms_state, rms_state, vec_normalize
 from humanoid_prior.policies.actor_critic import policy_kwargs
 from humanoid_prior.ppo import PPO, AdaptiveLR
 from humanoid_prior.runs import TEACHER_KIND
@@ -76,8 +76,7 @@ class TrainingSession:
         self.env = LocomotionEnv(cfg.task, seed=cfg.run.seed, dr_curriculum=True)
         self.base_vec_env = LocomotionVecEnv(self.env)
         self.vec_env = self.wrap(self.base_vec_env)
-        self.venv = VecNormalize(self.vec_env, norm_obs=True, norm_reward=False, clip_obs=10.0,
-                                 norm_obs_keys=self.normalised_keys())  # fmt: skip
+        self.venv = vec_normalize(self.vec_env, self.normalised_keys())
         self.model = self.make_model()
         self.iteration = 0
         self.trained_seconds = 0.0
@@ -131,14 +130,7 @@ class TrainingSession:
             "config": to_dict(self.cfg),
             "policy": self.model.policy.state_dict(),
             "optimizer": self.model.policy.optimizer.state_dict(),
-            "obs_rms": {
-                key: {
-                    "mean": torch.as_tensor(rms.mean),
-                    "var": torch.as_tensor(rms.var),
-                    "count": float(rms.count),
-                }
-                for key, rms in self.venv.obs_rms.items()
-            },
+            **rms_state(self.venv),
             "num_timesteps": int(self.trained_steps),
             "n_updates": int(self.model._n_updates),
             "learning_rate": self.model.adaptive_lr.value if self.model.adaptive_lr is not None else None,
@@ -165,9 +157,7 @@ class TrainingSession:
         """Put a validated checkpoint's contents back into this session."""
         self.model.policy.load_state_dict(data["policy"])
         self.model.policy.optimizer.load_state_dict(data["optimizer"])
-        for key, rms in self.venv.obs_rms.items():
-            saved = data["obs_rms"][key]
-            rms.mean, rms.var, rms.count = saved["mean"].numpy(), saved["var"].numpy(), saved["count"]
+        load_rms_state(self.venv, data)
         self.model.num_timesteps = self.trained_steps = int(data["num_timesteps"])
         self.env.env_steps = self.model.num_timesteps  # the randomisation curriculum continues from here
         self.model._n_updates = int(data["n_updates"])

@@ -25,6 +25,7 @@ from humanoid_prior.config_io import from_dict
 from humanoid_prior.envs.locomotion import LocomotionEnv
 from humanoid_prior.envs.observations import TermSlice
 from humanoid_prior.envs.task_cfg import ScanCfg
+from humanoid_prior.normaliser import ObsNormaliser
 from humanoid_prior.training import TrainingSession
 
 FIRST_LAYERS = ("mlp_extractor.policy_net.0.weight", "mlp_extractor.value_net.0.weight")
@@ -110,13 +111,13 @@ def warm_start(session: TrainingSession, source_run: Path) -> dict[str, Any]:
     session.model.policy.load_state_dict(state)
 
     rms = session.venv.obs_rms[group]
-    saved = data["obs_rms"][group]
+    saved = ObsNormaliser.from_checkpoint(data)
     mean, var = np.zeros(width), np.ones(width)  # new inputs (scan heights, m) enter unscaled
-    mean[new], var[new] = saved["mean"].numpy()[old], saved["var"].numpy()[old]
+    mean[new], var[new] = saved.mean[group][old], saved.var[group][old]
     # The source's count keeps the carried statistics as the policy learnt them. Measured with a count of
     # one iteration instead: the statistics moved within a few iterations, the policy's inputs with
     # them, and its tracking error went from 0.15 to 0.76 m/s in 40 k steps.
-    rms.mean, rms.var, rms.count = mean, var, float(saved["count"])
+    rms.mean, rms.var, rms.count = mean, var, float(data["obs_rms"][group]["count"])
 
     steps = int(data["num_timesteps"])
     session.model.num_timesteps = session.trained_steps = steps

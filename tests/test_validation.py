@@ -135,7 +135,7 @@ def test_a_foreign_checkpoint_is_named_by_every_loader(tmp_path: Path, bad_input
     bad_input("checkpoints", "a G1 checkpoint in a run whose config says H1", info.value)
     # Observations of the wrong size (another robot's env) fed to a loaded policy.
     policy = load_policy(run_dir)
-    width = policy.obs_mean["privileged"].shape[-1]
+    width = policy.normaliser.size("privileged")
     with pytest.raises(
         ValueError, match=f"has \\(\\d+,\\) values per env, but the policy .* trained on {width}"
     ) as size_info:

@@ -46,7 +46,7 @@ def test_the_warm_started_policy_acts_and_values_as_its_source(tmp_path: Path, f
     assert isinstance(source.cfg, TeacherCfg)
     flat_layout = source_layout(source.cfg)
     # The flat policy's scan reads its average flat ground (its normaliser's mean); the rest is shared.
-    flat_obs = np.tile(source.obs_mean["privileged"], (4, 1)).astype(np.float32)
+    flat_obs = np.tile(source.normaliser.mean["privileged"], (4, 1)).astype(np.float32)
     new, old = column_map(flat_layout, source.cfg.task.scan, target, session.cfg.task.scan, num_feet=2)
     flat_obs[:, old] = obs["privileged"][:, new]
     scans = [t for t in flat_layout if t.name in ("height_scan", "feet_height_scan")]

@@ -1,0 +1,81 @@
+"""Carry a long learning run across machines or sessions: pack what a resume needs into one archive.
+
+A 50 M-step rough teacher takes longer on 2 cores than one working session, and a checkout's `runs/`
+does not survive from one session to the next. The archive holds the run's config and bookkeeping, its
+evaluation log, its TensorBoard and CSV logs (the curves) and only its newest checkpoint.
+
+    python benchmarks/run_bundle.py pack runs/bench_teacher_g1_rough_s0 benchmarks/resume/rough_s0.tar.gz
+    python benchmarks/run_bundle.py unpack benchmarks/resume/rough_s0.tar.gz    # -> runs/<run name>/
+"""
+
+from __future__ import annotations
+
+import argparse
+import tarfile
+from pathlib import Path
+
+from humanoid_prior.checkpoint import latest_checkpoint
+
+BOOKKEEPING = (
+    "config.json",
+    "meta.json",
+    "warm_start.json",
+    "evals.jsonl",
+    "robot.yaml",
+    "robot_source.json",
+)
+LOGS = ("progress_*.csv", "events.out.tfevents.*")
+
+
+def members(run_dir: Path) -> list[Path]:
+    """The files of `run_dir` a resume (and the curves) need: bookkeeping, logs, the newest checkpoint."""
+    files = [run_dir / name for name in BOOKKEEPING if (run_dir / name).is_file()]
+    files += sorted(p for pattern in LOGS for p in run_dir.glob(pattern))
+    files.append(latest_checkpoint(run_dir / "checkpoints"))
+    return files
+
+
+def pack(run_dir: Path, archive: Path) -> None:
+    """Write `archive` (.tar.gz) with `members(run_dir)`, under the run's own name."""
+    if not (run_dir / "config.json").is_file():
+        raise SystemExit(f"error: {run_dir} has no config.json; is it a run directory?")
+    archive.parent.mkdir(parents=True, exist_ok=True)
+    tmp = archive.with_name(archive.name + ".tmp")
+    with tarfile.open(tmp, "w:gz") as tar:
+        for path in members(run_dir):
+            tar.add(path, arcname=str(path.relative_to(run_dir.parent)))
+    tmp.replace(archive)
+    print(f"written: {archive} ({archive.stat().st_size / 1e6:.1f} MB)")
+
+
+def unpack(archive: Path, runs: Path) -> None:
+    """Extract `archive` into `runs/`; refuses to overwrite a run that is already there."""
+    with tarfile.open(archive, "r:gz") as tar:
+        names = tar.getnames()
+        (top,) = {Path(n).parts[0] for n in names}
+        if (runs / top).exists():
+            raise SystemExit(f"error: {runs / top} exists already; move it away or resume it as it is.")
+        tar.extractall(runs, filter="data")
+    print(f"unpacked: {runs / top} ({len(names)} files); resume it: run the command in its meta.json again")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    sub = parser.add_subparsers(dest="action", required=True)
+    p = sub.add_parser("pack")
+    p.add_argument("run_dir", type=Path)
+    p.add_argument("archive", type=Path)
+    u = sub.add_parser("unpack")
+    u.add_argument("archive", type=Path)
+    u.add_argument("--runs", type=Path, default=Path("runs"))
+    args = parser.parse_args()
+    if args.action == "pack":
+        pack(args.run_dir, args.archive)
+    else:
+        unpack(args.archive, args.runs)
+
+
+if __name__ == "__main__":
+    main()

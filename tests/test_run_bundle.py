@@ -1,0 +1,41 @@
+"""benchmarks/run_bundle.py carries a run across sessions: what it packs is enough to resume it."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from test_teacher import REPO, tiny_cfg
+
+from humanoid_prior.checkpoint import list_checkpoints
+from humanoid_prior.policy_io import load_policy
+from humanoid_prior.teacher import train_teacher
+
+
+def _bundle(*args: str) -> subprocess.CompletedProcess[str]:
+    script = REPO / "benchmarks" / "run_bundle.py"
+    return subprocess.run([sys.executable, str(script), *args], capture_output=True, text=True, cwd=REPO)
+
+
+def test_an_unpacked_bundle_resumes_from_the_newest_checkpoint(tmp_path: Path) -> None:
+    run_dir = train_teacher(tiny_cfg(tmp_path / "here"), use_wandb=False)
+    assert len(list_checkpoints(run_dir / "checkpoints")) > 1
+    archive = tmp_path / "run.tar.gz"
+    assert _bundle("pack", str(run_dir), str(archive)).returncode == 0
+    elsewhere = tmp_path / "elsewhere"
+    result = _bundle("unpack", str(archive), "--runs", str(elsewhere))
+    assert result.returncode == 0, result.stderr
+    copy = elsewhere / run_dir.name
+    (only,) = list_checkpoints(copy / "checkpoints")
+    assert only.name == list_checkpoints(run_dir / "checkpoints")[-1].name, "the newest checkpoint only"
+    assert load_policy(copy).num_timesteps == load_policy(run_dir).num_timesteps == 64
+    config = json.loads((copy / "config.json").read_text())
+    config["run"]["total_steps"] = 128  # a larger budget, as a multi-session run has from its start
+    (copy / "config.json").write_text(json.dumps(config))
+    train_teacher(tiny_cfg(elsewhere), resume=copy, use_wandb=False)
+    newest = load_policy(copy)
+    assert newest.num_timesteps == 128 and newest.checkpoint.name == "ckpt_0000004.pt", "it continues"
+    again = _bundle("unpack", str(archive), "--runs", str(elsewhere))
+    assert again.returncode != 0 and "exists already" in again.stderr
