@@ -384,9 +384,17 @@ def test_every_preset_runs_100_random_steps(robot: str, terrain: str) -> None:
     obs = env.reset()
     rng = np.random.default_rng(0)
     for _ in range(100):
+        before = env.episode_step.copy()
         obs, reward, terminated, truncated, _ = env.step(rng.uniform(-1.0, 1.0, (4, env.num_joints)))
         assert reward.shape == terminated.shape == truncated.shape == (4,)
         assert np.isfinite(reward).all()
+        # the reward is its named terms' sum, and an env that ended starts its next episode at once
+        total = sum(env.rewards.last_terms.values())
+        np.testing.assert_allclose(
+            reward, np.maximum(total, 0.0) if cfg.rewards.only_positive_rewards else total
+        )
+        done = terminated | truncated
+        assert (env.episode_step[done] == 0).all() and (env.episode_step[~done] == before[~done] + 1).all()
         for group, size in env.obs_sizes.items():
             assert obs[group].shape == (4, size) and obs[group].dtype == np.float32
             assert np.isfinite(obs[group]).all()
