@@ -66,8 +66,8 @@ def steps_to_fraction(curves: dict[str, np.ndarray], fraction: float = 0.9) -> f
 
 
 def evaluate_row(policy: LoadedPolicy, run_dir: Path | None) -> dict[str, Any]:
-    rough = policy.cfg.terrain_name == "rough"
-    result = evaluate(policy.cfg.task, policy, eval_protocol(policy.cfg.terrain_name))
+    rough = policy.cfg.task.terrain_name == "rough"
+    result = evaluate(policy.cfg.task, policy, eval_protocol(policy.cfg.task.terrain_name))
     row: dict[str, Any] = dict(result["summary"])
     row["env_steps"] = policy.num_timesteps
     row["minutes"] = round(policy.trained_seconds / 60.0, 2)

@@ -81,7 +81,7 @@ def train_seed(cfg: Any, run_dir: Path, no_wandb: bool, train: bool = True) -> d
     elif resume is None:
         raise FileNotFoundError(f"--interim: {run_dir} has no run to evaluate; train it first.")
     policy = load_policy(run_dir)
-    result = evaluate(policy.cfg.task, policy, protocol(policy.cfg.terrain_name))
+    result = evaluate(policy.cfg.task, policy, protocol(policy.cfg.task.terrain_name))
     summary = result["summary"]
     evals_path = run_dir / "evals.jsonl"
     evals = [json.loads(line) for line in evals_path.read_text().splitlines()] if evals_path.exists() else []
@@ -163,7 +163,7 @@ def main() -> None:
         "overrides": args.overrides,
         "target": {"lin_vel_error": TARGET_LIN_VEL_ERROR, "fall_rate": TARGET_FALL_RATE},
         "seeds": seeds,
-        "eval": dataclasses.asdict(protocol(base.terrain_name)),
+        "eval": dataclasses.asdict(protocol(base.task.terrain_name)),
         "command": "python " + " ".join(shlex.quote(a) for a in sys.argv),
         "machine": machine(),
         "config": to_dict(cfg),
@@ -171,7 +171,7 @@ def main() -> None:
     first = Path(seeds[str(args.seeds[0])]["run_dir"])
     curves = read_curves(first)
     levels = curves["terrain_level"][~np.isnan(curves["terrain_level"])]
-    if base.terrain_name == "rough" and len(levels):
+    if base.task.terrain_name == "rough" and len(levels):
         out["terrain_level"] = float(levels[-10:].mean())  # mean row over the last 10 iterations
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / f"{out_stem}.json").write_text(json.dumps(out, indent=2) + "\n")

@@ -20,6 +20,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from humanoid_prior.config import LEGACY_FIELDS
 from humanoid_prior.evaluation import steps_to_target
 from humanoid_prior.monitoring import machine
 
@@ -117,6 +118,7 @@ def stale_settings(baseline: dict[str, Any], off: dict[str, Any], overrides: lis
         and base.get(key, "absent") is not None
         and not key.startswith("run.")
         and key != "task.sim.nthread"
+        and key not in LEGACY_FIELDS
         and not any(key == k or key.startswith(k + ".") for k in lever)
     }
 

@@ -89,6 +89,11 @@ class TaskCfg:
     spawn_yaw: tuple[float, float] = (-math.pi, math.pi)
     """Range of the heading at reset (rad); the crossing evaluation walks along +x from (0, 0)."""
 
+    @property
+    def terrain_name(self) -> str:
+        """The terrain preset this task is on: 'flat' (a plane) or 'rough' (the tile curriculum)."""
+        return "flat" if self.terrain is None else "rough"
+
     def with_batch(self, num_envs: int, nthread: int | None = None) -> TaskCfg:
         """The task with another batch size (and C-thread count; None keeps the task's).
 

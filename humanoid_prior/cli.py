@@ -181,7 +181,7 @@ def evaluate_run(args: EvalArgs) -> None:
     from humanoid_prior.policy_io import load_policy
 
     policy = load_policy(args.run)
-    protocol = args.protocol or policy.cfg.terrain_name
+    protocol = args.protocol or policy.cfg.task.terrain_name
     cfg = eval_protocol(protocol)
     if args.seed is not None:
         cfg = dataclasses.replace(cfg, seed=args.seed)

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
+from humanoid_prior.config_io import from_dict
 from humanoid_prior.envs.presets import parse_preset_name
 from humanoid_prior.envs.robots import select_robot
 from humanoid_prior.envs.task_cfg import TaskCfg, task_preset
@@ -140,8 +141,17 @@ class TeacherCfg:
     """PPO hyperparameters."""
     run: RunCfg = field(default_factory=RunCfg)
     """Run bookkeeping."""
-    terrain_name: str = "rough"
-    """Terrain preset name ('flat' or 'rough'), used in the run name and evaluation."""
+
+
+T = TypeVar("T")
+
+LEGACY_FIELDS = ("terrain_name",)
+"""Top-level fields older run configs wrote that are derived now (`TaskCfg.terrain_name`)."""
+
+
+def from_saved(cls: type[T], data: dict[str, Any]) -> T:
+    """A config saved by a run (config.json, a checkpoint's copy), older ones' derived fields dropped."""
+    return from_dict(cls, {k: v for k, v in data.items() if k not in LEGACY_FIELDS})
 
 
 TEACHER_STEPS = {"flat": 10_000_000, "rough": 50_000_000}
@@ -158,7 +168,7 @@ def teacher_preset(
     task = task_preset(robot, terrain, num_envs, robot_file)
     mirror = bool(select_robot(robot, robot_file).mirror_joints)
     run = RunCfg(total_steps=TEACHER_STEPS[terrain])
-    return TeacherCfg(task=task, terrain_name=terrain, ppo=PPOCfg(symmetry=mirror), run=run)
+    return TeacherCfg(task=task, ppo=PPOCfg(symmetry=mirror), run=run)
 
 
 def named_teacher_preset(name: str) -> TeacherCfg:
@@ -252,8 +262,6 @@ class StudentCfg:
     """PPO hyperparameters (unused by 'distill')."""
     run: RunCfg = field(default_factory=RunCfg)
     """Run bookkeeping."""
-    terrain_name: str = "rough"
-    """Terrain preset name of the task ('flat' or 'rough'), used in the run name and evaluation."""
 
     @property
     def uses_ppo(self) -> bool:
@@ -291,7 +299,7 @@ def student_preset(teacher: TeacherCfg, teacher_run: str, method: str = "tmp") -
     if method not in STUDENT_METHODS:
         raise ValueError(f"unknown student method {method!r}; choose from {', '.join(STUDENT_METHODS)}.")
     task = teacher.task.with_batch(128, nthread=0)
-    cfg = StudentCfg(teacher=teacher_run, method=method, task=task, terrain_name=teacher.terrain_name)
+    cfg = StudentCfg(teacher=teacher_run, method=method, task=task)
     if method == "distill":
         cfg = dataclasses.replace(
             cfg, imitation_final_weight=cfg.imitation_weight,

@@ -163,7 +163,7 @@ class Pipeline:
         summaries = {}
         for name, run_dir in (("teacher", self.teacher_dir), ("student", self.student_dir)):
             policy = load_policy(run_dir)
-            protocol = eval_protocol(policy.cfg.terrain_name)
+            protocol = eval_protocol(policy.cfg.task.terrain_name)
             result = evaluate(policy.cfg.task, policy, protocol)
             (run_dir / "eval.json").write_text(json.dumps(result, indent=2) + "\n")
             summaries[name] = result["summary"]

@@ -17,8 +17,7 @@ from typing import Any
 import yaml
 
 from humanoid_prior.checkpoint import latest_checkpoint, list_checkpoints
-from humanoid_prior.config import TeacherCfg, to_dict
-from humanoid_prior.config_io import from_dict
+from humanoid_prior.config import TeacherCfg, from_saved, to_dict
 from humanoid_prior.envs.robots import RobotCfg, RobotConfigError, load_robot_file, resolve_mjcf
 
 TEACHER_KIND = "teacher"
@@ -37,7 +36,7 @@ def new_run_dir(cfg: Any, kind: str = TEACHER_KIND) -> Path:
     Reusing a directory would overwrite its config and, as checkpoint pruning keeps the highest
     iteration numbers, delete every new checkpoint as soon as it is written.
     """
-    name = cfg.run.name or f"{cfg.task.robot}_{cfg.terrain_name}_{kind}_{time.strftime('%Y%m%d-%H%M%S')}"
+    name = cfg.run.name or f"{cfg.task.robot}_{cfg.task.terrain_name}_{kind}_{time.strftime('%Y%m%d-%H%M%S')}"
     run_dir = Path(cfg.run.run_dir) / name
     if run_dir.exists() and any(run_dir.iterdir()):
         raise FileExistsError(
@@ -72,7 +71,7 @@ def load_run_config(run_dir: Path, cls: type = TeacherCfg) -> Any:
             f"{run_dir} is a {kind} run, not a {want} run; "
             f"continue it with `train.py {kind} --resume {run_dir}`."
         )
-    cfg: Any = from_dict(cls, data)
+    cfg: Any = from_saved(cls, data)
     for note in robot_changes(run_dir):
         print(note)
     return cfg

@@ -286,7 +286,7 @@ class MonitorCallback(BaseCallback):
 
         self._next_eval = (self.num_timesteps // every + 1) * every
         start = time.perf_counter()
-        cfg = protocol(s.cfg.terrain_name)
+        cfg = protocol(s.cfg.task.terrain_name)
         summary = evaluate(s.cfg.task, s.act, cfg)["summary"]
         self._eval_seconds += time.perf_counter() - start
         row = {"env_steps": int(self.num_timesteps), "minutes": round(s.trained_seconds / 60.0, 2),

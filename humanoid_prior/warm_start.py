@@ -20,8 +20,7 @@ import numpy as np
 import torch
 
 from humanoid_prior.checkpoint import latest_checkpoint, load_checkpoint
-from humanoid_prior.config import TeacherCfg
-from humanoid_prior.config_io import from_dict
+from humanoid_prior.config import TeacherCfg, from_saved
 from humanoid_prior.envs.locomotion import LocomotionEnv
 from humanoid_prior.envs.observations import TermSlice
 from humanoid_prior.envs.task_cfg import ScanCfg
@@ -85,7 +84,7 @@ def warm_start(session: TrainingSession, source_run: Path) -> dict[str, Any]:
     path = latest_checkpoint(source_run / "checkpoints")
     data = load_checkpoint(path, kind=session.kind, robot=session.env.robot.name,
                            action_dim=session.env.num_joints)  # fmt: skip
-    source_cfg: TeacherCfg = from_dict(TeacherCfg, data["config"])
+    source_cfg: TeacherCfg = from_saved(TeacherCfg, data["config"])
     group = session.cfg.network.obs_group
     shape = ("actor_hidden", "critic_hidden", "obs_group")
     if any(getattr(source_cfg.network, f) != getattr(session.cfg.network, f) for f in shape):

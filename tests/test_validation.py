@@ -251,3 +251,17 @@ def test_the_robot_check_reports_time_up_and_catches_weak_gains(bad_input: Recor
     assert verdict.startswith("sagged to") and "gains are too weak" in verdict
     assert drop.base_height[drop.times <= 0.5].min() > 0.8 * weak.nominal_base_height, "fine at 0.5 s"
     bad_input("robot description", "G1 with a tenth of its kp (train.py robot)", verdict)
+
+
+def test_a_run_config_from_before_terrain_name_was_derived_still_loads(tmp_path: Path) -> None:
+    """Configs written until 2026-12-03 name `terrain_name` beside the task; it is the task's now."""
+    from humanoid_prior.config import g1_flat, to_dict
+    from humanoid_prior.runs import load_run_config
+
+    old = {**to_dict(g1_flat()), "terrain_name": "flat"}
+    (tmp_path / "config.json").write_text(json.dumps(old))
+    cfg = load_run_config(tmp_path)
+    assert cfg.task.terrain_name == "flat" and cfg == g1_flat()
+    (tmp_path / "config.json").write_text(json.dumps({**old, "terrain_nam": "flat"}))
+    with pytest.raises(ValueError, match="terrain_nam"):
+        load_run_config(tmp_path)

@@ -22,7 +22,7 @@ def tiny_rough(tmp_path: Path, source: Path | None, name: str = "rough") -> Teac
     flat = tiny_cfg(tmp_path)
     task = tiny_rough_task(num_rows=2)
     run = dataclasses.replace(flat.run, name=name, init_from=None if source is None else str(source))
-    return dataclasses.replace(flat, task=task, run=run, terrain_name="rough")
+    return dataclasses.replace(flat, task=task, run=run)
 
 
 @pytest.fixture(scope="module")
