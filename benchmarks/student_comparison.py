@@ -179,7 +179,6 @@ def main() -> None:
     plot(curves, RESULTS / "student_comparison_curves.png")
     if "tmp" in names:
         policy = load_policy(args.run_root / "cmp_tmp")
-        policy.reset()
         env = LocomotionEnv(policy.cfg.task.with_batch(1, nthread=1), seed=2)
         frames = rollout_frames(env, policy, seconds=6.0, width=320, height=240)
         env.close()

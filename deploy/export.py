@@ -26,7 +26,6 @@ from torch import nn
 
 from humanoid_prior import __version__
 from humanoid_prior.config import to_dict
-from humanoid_prior.envs.history import FrameHistory
 from humanoid_prior.envs.locomotion import LocomotionEnv
 from humanoid_prior.normaliser import ObsNormaliser
 from humanoid_prior.policies.actor_critic import NetworkCfg
@@ -103,7 +102,7 @@ def record_observations(
 ) -> tuple[np.ndarray, np.ndarray, LocomotionEnv]:
     """Step the training env with the policy; return its raw inputs (M, D), its actions (M, J) and the env.
 
-    For a student the input is the proprio history built the way `LoadedStudent` builds it. The env
+    For a student the input is the proprio history the env keeps (the student's task). The env
     is returned open (its layouts describe the manifest); the caller closes it.
     """
     task = policy.cfg.task
@@ -113,16 +112,9 @@ def record_observations(
     )
     env = LocomotionEnv(task, seed=seed)
     obs = env.reset(seed=seed)
-    policy.reset()
-    student = isinstance(policy, LoadedStudent)
-    history = FrameHistory(num_envs, history_length(policy), env.obs_sizes["proprio"]) if student else None
     inputs, actions = [], []
-    for t in range(steps):
-        if history is not None:
-            (history.reset if t == 0 else history.push)(obs["proprio"])
-            inputs.append(history.flat())
-        else:
-            inputs.append(obs[policy_input_key(policy)].copy())
+    for _ in range(steps):
+        inputs.append(obs[policy_input_key(policy)].copy())
         act = np.asarray(policy(obs), dtype=np.float32)
         actions.append(act)
         obs, *_ = env.step(act)

@@ -44,3 +44,53 @@ class FrameHistory:
         if frames.ndim != 2 or frames.shape[1] != self.frame_dim:
             raise ValueError(f"history frames must be (envs, {self.frame_dim}), got {frames.shape}.")
         return frames
+
+
+def history_key(group: str) -> str:
+    """The observation key of a group's frame history, e.g. ``proprio_history``."""
+    return f"{group}_history"
+
+
+class GroupHistories:
+    """The frame histories of the observation groups that declare one (`ObsGroupCfg.history_len` > 1).
+
+    `LocomotionEnv` keeps them, so training, evaluation, videos and export read one history protocol:
+    each step pushes the frame the step observed (an ended episode's last frame), then an ended env starts
+    its next episode's history from that episode's first frame.
+    """
+
+    def __init__(self, lengths: dict[str, int], sizes: dict[str, int], num_envs: int) -> None:
+        self.histories = {g: FrameHistory(num_envs, n, sizes[g]) for g, n in lengths.items() if n > 1}
+
+    def sizes(self) -> dict[str, int]:
+        """Values per env of each history key."""
+        return {history_key(g): h.length * h.frame_dim for g, h in self.histories.items()}
+
+    def restart(self, obs: dict[str, np.ndarray], env_ids: npt.NDArray[np.integer] | None = None) -> None:
+        """Fill the histories of `env_ids` (default: all) with their current frame (`obs` rows: all envs)."""
+        for group, history in self.histories.items():
+            frames = obs[group] if env_ids is None else obs[group][env_ids]
+            history.reset(frames, env_ids)
+
+    def push(
+        self, obs: dict[str, np.ndarray], done_ids: npt.NDArray[np.integer], terminal: dict[str, np.ndarray]
+    ) -> dict[str, np.ndarray]:
+        """One step: push `obs` (`terminal` rows for `done_ids`), restart the ended envs from `obs`.
+
+        Returns each history key's value at the end of the ended episodes (rows in `done_ids` order).
+        """
+        ended = {}
+        for group, history in self.histories.items():
+            if not len(done_ids):
+                history.push(obs[group])
+                continue
+            frames = obs[group].copy()
+            frames[done_ids] = terminal[group]
+            history.push(frames)
+            ended[history_key(group)] = history.flat()[done_ids]
+            history.reset(obs[group][done_ids], done_ids)
+        return ended
+
+    def current(self) -> dict[str, np.ndarray]:
+        """Each history key's (N, H * D) value, oldest frame first."""
+        return {history_key(g): h.flat() for g, h in self.histories.items()}

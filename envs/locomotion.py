@@ -19,6 +19,7 @@ import numpy as np
 from .batched_sim import BatchedSim
 from .commands import CommandSampler
 from .curriculum import TerrainCurriculum, commanded_step
+from .history import GroupHistories
 from .model_builder import SPAWN_CLEARANCE, build_model
 from .observations import ObservationManager, gait_phase, motion_features
 from .randomization import DomainRandomizer
@@ -86,7 +87,10 @@ class LocomotionEnv:
         self.state = self._empty_state()
         self._refresh_state()
         self.observations = ObservationManager(dict(cfg.observations), self.state, self.rng)
-        self.obs_sizes = self.observations.sizes()
+        group_sizes = self.observations.sizes()
+        lengths = {g: c.history_len for g, c in cfg.observations.items()}
+        self.histories = GroupHistories(lengths, group_sizes, n)
+        self.obs_sizes = {**group_sizes, **self.histories.sizes()}
         self._renderer: Any = None
 
     # --- public API -----------------------------------------------------------------------------------
@@ -106,7 +110,7 @@ class LocomotionEnv:
                 )
         self._reset_envs(np.arange(self.num_envs), log={}, update_curriculum=False)
         self._refresh_state()
-        return self.observe()
+        return self.observe(restart_history=True)
 
     def step(
         self, actions: np.ndarray
@@ -166,9 +170,10 @@ class LocomotionEnv:
         info: dict[str, Any] = {"log": log}
         done_ids = np.flatnonzero(terminated | truncated)
         info["done_ids"] = done_ids
+        terminal: dict[str, np.ndarray] = {}
         if len(done_ids):
-            last = self.observe()
-            info["terminal_obs"] = {g: v[done_ids] for g, v in last.items()}
+            terminal = {g: v[done_ids] for g, v in self._groups().items()}
+            info["terminal_obs"] = terminal
             info["terminal_motion"] = self.motion_features()[done_ids]
             info["episode"] = {
                 "r": self.episode_return[done_ids].copy(),
@@ -181,7 +186,11 @@ class LocomotionEnv:
         if self.curriculum is not None:
             log["curriculum/terrain_level"] = self.curriculum.mean_level
         log["curriculum/domain_rand_strength"] = self.domain_rand.strength
-        return self.observe(), reward, terminated, truncated, info
+        obs = self._groups()
+        ended = self.histories.push(obs, done_ids, terminal)
+        if len(done_ids):
+            terminal.update(ended)
+        return {**obs, **self.histories.current()}, reward, terminated, truncated, info
 
     def render(self, env_id: int = 0, width: int = 640, height: int = 480) -> np.ndarray:
         """RGB frame (H, W, 3) of one env from a camera tracking its base (MuJoCo offscreen, EGL headless)."""
@@ -346,8 +355,18 @@ class LocomotionEnv:
         """(N, M) motion features of the current state: what the student's discriminator compares."""
         return motion_features(self.state)
 
-    def observe(self) -> dict[str, np.ndarray]:
-        """The observation groups of the current state (float32 copies); step and reset return this."""
+    def observe(self, restart_history: bool = False) -> dict[str, np.ndarray]:
+        """The observation groups of the current state (float32 copies) and the groups' histories.
+
+        `restart_history`: fill the histories with this frame, as at an episode's start (after changing
+        the state by hand, e.g. setting commands after a reset, so no frame from before is kept).
+        """
+        obs = self._groups()
+        if restart_history:
+            self.histories.restart(obs)
+        return {**obs, **self.histories.current()}
+
+    def _groups(self) -> dict[str, np.ndarray]:
         return {g: v.copy() for g, v in self.observations.compute(self.state).items()}
 
 

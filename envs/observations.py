@@ -117,6 +117,8 @@ class ObsGroupCfg:
     """Terms in the order they are concatenated."""
     noisy: bool = False
     """Apply each term's noise and bias (proprio for the student and on hardware); False: clean values."""
+    history_len: int = 1
+    """Frames of this group the env also emits as ``<group>_history`` (oldest first); 1: none."""
 
 
 def default_groups() -> dict[str, ObsGroupCfg]:

@@ -94,6 +94,14 @@ class TaskCfg:
         """The terrain preset this task is on: 'flat' (a plane) or 'rough' (the tile curriculum)."""
         return "flat" if self.terrain is None else "rough"
 
+    def with_history(self, group: str, frames: int) -> TaskCfg:
+        """The task whose observation `group` also gives its last `frames` frames (``<group>_history``)."""
+        if group not in self.observations:
+            raise ValueError(f"no observation group {group!r}; groups: {', '.join(self.observations)}.")
+        observations = dict(self.observations)
+        observations[group] = dataclasses.replace(observations[group], history_len=frames)
+        return dataclasses.replace(self, observations=observations)
+
     def with_batch(self, num_envs: int, nthread: int | None = None) -> TaskCfg:
         """The task with another batch size (and C-thread count; None keeps the task's).
 

@@ -289,6 +289,11 @@ class StudentCfg:
         return "proprio_history" if self.method == "ppo_proprio" else "privileged"
 
 
+def student_task(cfg: StudentCfg) -> TaskCfg:
+    """The task a student trains and runs on: its `task` whose proprio group keeps `history_len` frames."""
+    return cfg.task.with_history("proprio", cfg.history_len)
+
+
 def student_preset(teacher: TeacherCfg, teacher_run: str, method: str = "tmp") -> StudentCfg:
     """A student of `teacher`: the teacher's task (on this machine's default batch of envs).
 

@@ -123,7 +123,7 @@ def rollout_frames(
     obs = env.reset()
     if command is not None:
         env.commands.commands[:] = command
-        obs = env.observe()
+        obs = env.observe(restart_history=True)
     frames = []
     for _ in range(max(1, round(seconds / env.dt))):
         obs, *_ = env.step(act(obs))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -11,8 +12,7 @@ import torch
 from stable_baselines3.common.policies import MultiInputActorCriticPolicy
 
 from humanoid_prior.checkpoint import CheckpointError, latest_checkpoint, load_checkpoint
-from humanoid_prior.config import StudentCfg, TeacherCfg
-from humanoid_prior.envs.history import FrameHistory
+from humanoid_prior.config import StudentCfg, TeacherCfg, student_task
 from humanoid_prior.envs.spaces import action_space, observation_space
 from humanoid_prior.normaliser import ObsNormaliser
 from humanoid_prior.policies.actor_critic import policy_kwargs
@@ -51,39 +51,34 @@ class LoadedPolicy:
         return np.asarray(actions)
 
     def reset(self) -> None:
-        """Nothing to forget: a teacher has no memory."""
+        """Nothing to forget: the env keeps any history a policy reads."""
 
 
 @dataclass
 class LoadedStudent(LoadedPolicy):
-    """A trained student: keeps the proprio history of the batch it is called on, like the robot will.
+    """A trained student: acts on the proprio history its env keeps.
 
-    The first call (and the first after `reset`) fills the history with the current frame.
+    `cfg.task` is the student's task, whose proprio group gives `history_len` frames; the robot runtime
+    keeps the same history on the robot (`envs.history.FrameHistory`).
     """
 
     history_len: int = 1
     kind: str = STUDENT_KIND
-    _history: FrameHistory | None = None
 
     def __call__(self, obs: dict[str, np.ndarray]) -> np.ndarray:
-        """Deterministic actions from the history after adding this step's `proprio` frame."""
-        proprio = np.asarray(obs["proprio"], dtype=np.float32)
-        if self._history is None or len(proprio) != len(self._history.flat()):
-            self._history = FrameHistory(len(proprio), self.history_len, proprio.shape[1])
-            self._history.reset(proprio)
-        else:
-            self._history.push(proprio)
-        normalised = self.normalise({"proprio_history": self._history.flat()})
+        """Deterministic actions from the `proprio_history` observation."""
+        if "proprio_history" not in obs:
+            raise ValueError(
+                f"a student acts on 'proprio_history'; the observations have {sorted(obs)}: make the env "
+                "from the loaded student's cfg.task, whose proprio group keeps the history."
+            )
+        normalised = self.normalise({"proprio_history": obs["proprio_history"]})
         assert isinstance(self.policy, StudentPolicy)
         with torch.no_grad():
             mean, _ = self.policy.actor_outputs(
                 {"proprio_history": torch.from_numpy(normalised["proprio_history"])}
             )
         return mean.numpy()
-
-    def reset(self) -> None:
-        """Forget the history (a new batch of episodes starts)."""
-        self._history = None
 
 
 def load_policy(run_dir: Path) -> LoadedPolicy:
@@ -128,6 +123,7 @@ def _trained(policy: MultiInputActorCriticPolicy, data: dict[str, Any], path: Pa
 
 def _load_student(run_dir: Path, path: Path, data: dict[str, Any]) -> LoadedStudent:
     cfg = load_run_config(run_dir, StudentCfg)
+    cfg = dataclasses.replace(cfg, task=student_task(cfg))
     _check_robot(cfg, data, path)
     sizes = {str(k): int(v) for k, v in data["obs_sizes"].items()}
     history_len = int(data["history_len"])

@@ -17,6 +17,7 @@ phasic policy gradient) and SB3 stays untouched. Switches give the ablations and
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -25,8 +26,7 @@ import torch
 import torch.nn.functional as F  # noqa: N812
 
 from humanoid_prior.checkpoint import CheckpointError, latest_checkpoint, load_checkpoint
-from humanoid_prior.config import StudentCfg, TeacherCfg
-from humanoid_prior.envs.history import FrameHistory
+from humanoid_prior.config import StudentCfg, TeacherCfg, student_task
 from humanoid_prior.envs.sb3_vec_env import LocomotionVecEnv
 from humanoid_prior.policies.discriminator import MotionDiscriminator, gradient_penalty, lsgan_loss
 from humanoid_prior.policies.student_policy import StudentPolicy
@@ -181,13 +181,13 @@ class StudentSession(TrainingSession):
             self.real_pairs = torch.from_numpy(data.pairs)
             self.discriminator = MotionDiscriminator(data.feature_dim, cfg.discriminator.hidden)
             self.discriminator.fit_normaliser(self.real_pairs)
-        super().__init__(cfg, run_dir, resume_from)
+        super().__init__(dataclasses.replace(cfg, task=student_task(cfg)), run_dir, resume_from)
 
     def wrap(self, vec_env: LocomotionVecEnv) -> StudentVecEnv:
         """History, labels and style reward over the task."""
         cfg: StudentCfg = self.cfg
         return StudentVecEnv(
-            vec_env, cfg.history_len, teacher=self.teacher if cfg.uses_imitation else None,
+            vec_env, teacher=self.teacher if cfg.uses_imitation else None,
             aux_terms=cfg.aux_terms if cfg.uses_aux else (), discriminator=self.discriminator,
             task_weight=cfg.task_weight, style_weight=cfg.style_weight if cfg.uses_gan else 0.0,
         )  # fmt: skip
@@ -239,17 +239,10 @@ class StudentSession(TrainingSession):
         raise TypeError("a student acts on its history: use video_policy() for a fresh stateful policy.")
 
     def video_policy(self) -> Any:
-        """Observations of a `LocomotionEnv` -> deterministic actions, keeping its own proprio history."""
-        history: FrameHistory | None = None
+        """Observations of the student's env (with its proprio history) -> deterministic actions."""
 
         def act(obs: dict[str, np.ndarray]) -> np.ndarray:
-            nonlocal history
-            if history is None:
-                history = FrameHistory(len(obs["proprio"]), self.cfg.history_len, obs["proprio"].shape[1])
-                history.reset(obs["proprio"])
-            else:
-                history.push(obs["proprio"])
-            student_obs = {"proprio_history": history.flat(), "privileged": obs["privileged"]}
+            student_obs = {"proprio_history": obs["proprio_history"], "privileged": obs["privileged"]}
             normalised = self.venv.normalize_obs(student_obs)
             assert isinstance(normalised, dict)
             policy: StudentPolicy = self.model.policy  # type: ignore[assignment]

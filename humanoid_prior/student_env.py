@@ -1,9 +1,10 @@
 """The student's view of the locomotion task: proprio history, training labels and the style reward.
 
-`StudentVecEnv` wraps the teacher's `LocomotionVecEnv` (SB3 `VecEnvWrapper`) and returns, per env:
+`StudentVecEnv` (an SB3 `VecEnvWrapper`) wraps a `LocomotionVecEnv` of the student's task
+(`config.student_task`) and returns, per env:
 
-* ``proprio_history``: the last H frames of the noisy `proprio` group, oldest first (`FrameHistory`,
-  the class the deploy runtime uses too), the student's only input;
+* ``proprio_history``: the last H frames of the noisy `proprio` group, oldest first, as the env keeps
+  them (`envs.history`, whose `FrameHistory` the deploy runtime uses too), the student's only input;
 * ``privileged``: the asymmetric critic's input;
 * ``teacher_action``: the teacher's action for the privileged observation of this very state
   (the imitation label, DAgger-style), when a teacher is given;
@@ -27,7 +28,6 @@ from gymnasium import spaces
 from stable_baselines3.common.vec_env import VecEnvWrapper
 from stable_baselines3.common.vec_env.base_vec_env import VecEnvObs, VecEnvStepReturn
 
-from humanoid_prior.envs.history import FrameHistory
 from humanoid_prior.envs.sb3_vec_env import LocomotionVecEnv
 from humanoid_prior.policies.discriminator import MotionDiscriminator
 
@@ -73,7 +73,6 @@ class StudentVecEnv(VecEnvWrapper):
     def __init__(
         self,
         venv: LocomotionVecEnv,
-        history_len: int,
         teacher: Callable[[dict[str, np.ndarray]], np.ndarray] | None = None,
         aux_terms: tuple[str, ...] = (),
         discriminator: MotionDiscriminator | None = None,
@@ -83,7 +82,11 @@ class StudentVecEnv(VecEnvWrapper):
         self.base = venv
         self.env = venv.env
         sizes = self.env.obs_sizes
-        self.history = FrameHistory(venv.num_envs, history_len, sizes["proprio"])
+        if "proprio_history" not in sizes:
+            raise ValueError(
+                "the student reads the env's proprio history: build the env from config.student_task(cfg) "
+                "(its proprio group's history_len)."
+            )
         self.teacher = teacher
         self.aux = aux_layout(venv, aux_terms)
         self.aux_dim = self.aux[-1].stop if self.aux else 0
@@ -95,7 +98,7 @@ class StudentVecEnv(VecEnvWrapper):
         """The student's motion transitions since the discriminator last took them."""
         self._motion = np.zeros((venv.num_envs, 0))
         boxes = {
-            "proprio_history": history_len * sizes["proprio"],
+            "proprio_history": sizes["proprio_history"],
             "privileged": sizes["privileged"],
         }
         if teacher is not None:
@@ -114,7 +117,6 @@ class StudentVecEnv(VecEnvWrapper):
         """Reset every env; the history is filled with each env's first frame."""
         obs = self.venv.reset()
         assert isinstance(obs, dict)
-        self.history.reset(obs["proprio"])
         self._motion = self.env.motion_features()
         return self._student_obs(obs)
 
@@ -128,16 +130,8 @@ class StudentVecEnv(VecEnvWrapper):
         assert isinstance(obs, dict)
         info = self.base.last_info
         done_ids = info["done_ids"]
-        frames = obs["proprio"].copy()
-        if len(done_ids):
-            frames[done_ids] = info["terminal_obs"]["proprio"]
-        self.history.push(frames)
-        if len(done_ids):
-            terminal_history = self.history.flat()[done_ids]
-            self.history.reset(obs["proprio"][done_ids], done_ids)
-            for k, i in enumerate(done_ids.tolist()):
-                terminal = infos[i]["terminal_observation"]
-                infos[i]["terminal_observation"] = self._terminal_obs(terminal_history[k], terminal)
+        for i in done_ids.tolist():
+            infos[i]["terminal_observation"] = self._terminal_obs(infos[i]["terminal_observation"])
         reward = self.task_weight * task_reward
         self.last_log = {**self.base.last_log, "student/task_reward": float(task_reward.mean())}
         if self.discriminator is not None:
@@ -166,16 +160,16 @@ class StudentVecEnv(VecEnvWrapper):
         return out
 
     def _student_obs(self, obs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        out = {"proprio_history": self.history.flat(), "privileged": obs["privileged"]}
+        out = {"proprio_history": obs["proprio_history"], "privileged": obs["privileged"]}
         if self.teacher is not None:
             out["teacher_action"] = np.asarray(self.teacher({"privileged": obs["privileged"]}), np.float32)
         if self.aux_dim:
             out["aux_target"] = self.aux_targets(obs["privileged"])
         return out
 
-    def _terminal_obs(self, history: np.ndarray, terminal: dict[str, Any]) -> dict[str, np.ndarray]:
+    def _terminal_obs(self, terminal: dict[str, Any]) -> dict[str, np.ndarray]:
         """The last observation of an ended episode in the student's layout (labels are not needed)."""
-        out = {"proprio_history": history, "privileged": terminal["privileged"]}
+        out = {"proprio_history": terminal["proprio_history"], "privileged": terminal["privileged"]}
         if self.teacher is not None:
             out["teacher_action"] = np.zeros(self.env.num_joints, np.float32)
         if self.aux_dim:

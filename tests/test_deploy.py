@@ -210,7 +210,8 @@ def test_runtime_history_frames_are_in_the_students_training_order(
 ) -> None:
     manifest = Manifest.load(exports["student"])
     env = noise_free_env(load_policy(runs["student"]).cfg.task)
-    venv = StudentVecEnv(LocomotionVecEnv(env), history_len=manifest.observation.history_len)
+    assert env.obs_sizes["proprio_history"] == manifest.observation.input_size, "the student's task keeps it"
+    venv = StudentVecEnv(LocomotionVecEnv(env))
     robot = MujocoRobot(manifest)
     runtime = Runtime(manifest, StubPolicy(manifest), robot)
     obs = venv.reset()

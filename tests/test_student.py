@@ -101,8 +101,8 @@ def test_history_is_oldest_first_and_restarts_with_the_first_frame() -> None:
 
 
 def student_env(teacher=None, aux=("base_lin_vel", "feet_height_scan", "feet_contact")) -> StudentVecEnv:
-    env = LocomotionEnv(task_preset("g1", "rough", 3), seed=0)
-    return StudentVecEnv(LocomotionVecEnv(env), history_len=4, teacher=teacher, aux_terms=aux)
+    env = LocomotionEnv(task_preset("g1", "rough", 3).with_history("proprio", 4), seed=0)
+    return StudentVecEnv(LocomotionVecEnv(env), teacher=teacher, aux_terms=aux)
 
 
 def test_aux_targets_are_the_true_state_in_physical_units() -> None:
@@ -232,3 +232,24 @@ def test_student_without_a_teacher_fails_in_one_line(tmp_path: Path) -> None:
                                 cwd=REPO, capture_output=True, text=True)  # fmt: skip
         assert result.returncode == 1 and "Traceback" not in result.stderr
         assert "teacher" in result.stderr
+
+
+def test_the_env_keeps_the_history_across_an_episode_end() -> None:
+    """An ended episode's terminal observation holds its own last frames; the next starts from its first."""
+    task = dataclasses.replace(g1_flat().task.with_history("proprio", 3), episode_length_s=0.1)
+    env = LocomotionEnv(task.with_batch(2, nthread=1), seed=0)
+    obs = env.reset(seed=0)
+    frame = env.obs_sizes["proprio"]
+    assert env.obs_sizes["proprio_history"] == 3 * frame
+    np.testing.assert_array_equal(obs["proprio_history"], np.tile(obs["proprio"], 3))
+    seen = [obs["proprio"]]
+    for _ in range(env.max_episode_steps):
+        obs, _, terminated, truncated, info = env.step(np.zeros((2, env.num_joints)))
+        seen.append(obs["proprio"])
+    assert truncated.all() and not terminated.any() and len(info["done_ids"]) == 2
+    ended = info["terminal_obs"]
+    np.testing.assert_array_equal(ended["proprio_history"][:, -frame:], ended["proprio"])
+    np.testing.assert_array_equal(ended["proprio_history"][:, :frame], seen[-3])  # frames t-2, t-1, t
+    np.testing.assert_array_equal(ended["proprio_history"][:, frame : 2 * frame], seen[-2])
+    np.testing.assert_array_equal(obs["proprio_history"], np.tile(obs["proprio"], 3))  # a new episode
+    env.close()
