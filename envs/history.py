@@ -66,11 +66,10 @@ class GroupHistories:
         """Values per env of each history key."""
         return {history_key(g): h.length * h.frame_dim for g, h in self.histories.items()}
 
-    def restart(self, obs: dict[str, np.ndarray], env_ids: npt.NDArray[np.integer] | None = None) -> None:
-        """Fill the histories of `env_ids` (default: all) with their current frame (`obs` rows: all envs)."""
+    def restart(self, obs: dict[str, np.ndarray]) -> None:
+        """Fill every env's histories with its current frame `obs[group]`."""
         for group, history in self.histories.items():
-            frames = obs[group] if env_ids is None else obs[group][env_ids]
-            history.reset(frames, env_ids)
+            history.reset(obs[group])
 
     def push(
         self, obs: dict[str, np.ndarray], done_ids: npt.NDArray[np.integer], terminal: dict[str, np.ndarray]

@@ -187,9 +187,7 @@ class LocomotionEnv:
             log["curriculum/terrain_level"] = self.curriculum.mean_level
         log["curriculum/domain_rand_strength"] = self.domain_rand.strength
         obs = self._groups()
-        ended = self.histories.push(obs, done_ids, terminal)
-        if len(done_ids):
-            terminal.update(ended)
+        terminal.update(self.histories.push(obs, done_ids, terminal))  # empty when no env ended
         return {**obs, **self.histories.current()}, reward, terminated, truncated, info
 
     def render(self, env_id: int = 0, width: int = 640, height: int = 480) -> np.ndarray:
