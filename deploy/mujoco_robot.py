@@ -26,6 +26,7 @@ import mujoco
 import numpy as np
 
 from humanoid_prior.envs.frames import quat_rotate_inverse
+from humanoid_prior.envs.ground_readings import GroundProbe
 from humanoid_prior.envs.model_builder import SPAWN_CLEARANCE, RobotModel, build_model
 from humanoid_prior.envs.robots import robot_from_dict
 
@@ -97,7 +98,13 @@ class MujocoRobot(Robot):
         self._rng = np.random.default_rng(cfg.seed)
         self._sizes = {t.name: t.size for t in manifest.observation.terms}
         self._wanted = tuple(f for f in _PRIVILEGED_FIELDS if f in self._sizes)
-        self._contact_threshold = float(manifest.sim_truth.get("contact_force_threshold", 1.0))
+        # Flat ground reads the same height at every scan point, so only the points' number matters here.
+        self._probe = GroundProbe(
+            base_points=np.zeros((self._sizes.get("height_scan", 0), 2)),
+            foot_points=np.zeros((self._sizes.get("feet_height_scan", 0) // self.num_feet, 2)),
+            nominal_base_height=self.nominal_height,
+            contact_force_threshold=float(manifest.sim_truth.get("contact_force_threshold", 1.0)),
+        )
         self._friction = float(model.geom_friction[:, 0].max())
         s = self.rm.sensor_slices
         self._gyro = s["imu_gyro"]
@@ -233,18 +240,15 @@ class MujocoRobot(Robot):
         """Simulation truth for the privileged terms the manifest lists (flat ground at height 0)."""
         a, v = self.rm.base_qpos_adr, self.rm.base_dof_adr
         quat = qpos[None, a + 3 : a + 7]
-        base_z = qpos[a + 2]
-        feet_z = np.array([sensors[s][2] for s in self._feet_pos])
-        force = -np.array([sensors[s][1:4] for s in self._feet_contact])  # reaction on the foot, world frame
-        j, nominal = len(self._qadr), self.nominal_height
-        per_foot = self._sizes.get("feet_height_scan", 0) // self.num_feet
+        feet_pos = np.array([sensors[s] for s in self._feet_pos])[None]
+        force = -np.array([sensors[s][1:4] for s in self._feet_contact])[None]  # reaction on the foot, world
+        ground = self._probe.read(qpos[None, a : a + 3], quat, feet_pos, force)
+        j = len(self._qadr)
         truth = {
             "base_lin_vel": quat_rotate_inverse(quat, qvel[None, v : v + 3])[0],
-            "base_height": np.asarray(base_z),
-            "height_scan": np.full(self._sizes.get("height_scan", 0), np.clip(base_z - nominal, -1.0, 1.0)),
-            "feet_height_scan": np.repeat(np.clip(feet_z, -1.0, 1.0), per_foot),
-            "feet_contact_force": force,
-            "feet_contact": force[:, 2] > self._contact_threshold,
+            "base_height": ground.base_height[0], "height_scan": ground.height_scan[0],
+            "feet_height_scan": ground.feet_height_scan[0], "feet_contact_force": force[0],
+            "feet_contact": ground.feet_contact[0],
             "friction": np.asarray(self._friction), "added_mass": np.asarray(0.0), "com_offset": np.zeros(3),
             "motor_strength": np.ones(2 * j), "push_vel": np.zeros(3), "latency_steps": np.asarray(0),
         }  # fmt: skip

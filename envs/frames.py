@@ -21,3 +21,15 @@ def quat_rotate_inverse(quat: np.ndarray, vec: np.ndarray) -> np.ndarray:
     cross = np.hstack([uy * vz - uz * vy, uz * vx - ux * vz, ux * vy - uy * vx])
     dot = ux * vx + uy * vy + uz * vz
     return vec * (2.0 * w * w - 1.0) - 2.0 * w * cross + 2.0 * quat[:, 1:] * dot
+
+
+def yaw_of(quat: np.ndarray) -> np.ndarray:
+    """Heading (rad) of each unit quaternion (N, 4; w, x, y, z): the rotation about world z."""
+    w, x, y, z = quat[:, 0], quat[:, 1], quat[:, 2], quat[:, 3]
+    return np.arctan2(2.0 * (w * z + x * y), 1.0 - 2.0 * (y * y + z * z))
+
+
+def yaw_rotate(offsets: np.ndarray, yaw: np.ndarray) -> np.ndarray:
+    """Offsets (P, 2) in each heading frame -> world-frame offsets (N, P, 2)."""
+    c, s = np.cos(yaw)[:, None], np.sin(yaw)[:, None]
+    return np.stack([c * offsets[:, 0] - s * offsets[:, 1], s * offsets[:, 0] + c * offsets[:, 1]], axis=-1)

@@ -19,14 +19,17 @@ import numpy as np
 from .batched_sim import BatchedSim
 from .commands import CommandSampler
 from .curriculum import TerrainCurriculum, commanded_step
+from .frames import yaw_of
+from .ground_readings import GroundProbe
 from .history import GroupHistories
 from .model_builder import SPAWN_CLEARANCE, build_model
 from .observations import ObservationManager, gait_phase, motion_features
 from .randomization import DomainRandomizer
-from .rewards import RewardCfg, RewardManager, feet_in_contact
+from .rewards import RewardCfg, RewardManager
 from .robots import RobotCfg, select_robot
 from .task_cfg import TaskCfg
 from .task_state import TaskState
+from .terminations import TerminationManager
 from .terrain import Terrain, generate_terrain
 
 
@@ -65,6 +68,7 @@ class LocomotionEnv:
             TerrainCurriculum(cfg.curriculum, self.terrain, n, self.rng) if self.terrain is not None else None
         )
         self.rewards = RewardManager(robot_rewards(cfg.rewards, self.robot), n, self.dt)
+        self.terminations = TerminationManager(cfg.terminations)
 
         self.actions = np.zeros((n, j))
         self.last_actions = np.zeros((n, j))
@@ -81,8 +85,14 @@ class LocomotionEnv:
         self._commanded_yaw = np.zeros(n)
         """The heading it would have: the spawn yaw plus the yaw-rate commands so far (a robot that lets
         its heading wander or spin must not shrink what its commands ask of it)."""
-        self._scan_base = np.array([(x, y) for x in cfg.scan.base_x for y in cfg.scan.base_y])
-        self._scan_foot = np.asarray(cfg.scan.foot_xy, dtype=np.float64)
+        self.ground_probe = GroundProbe(
+            base_points=np.array(
+                [(x, y) for x in cfg.scan.base_x for y in cfg.scan.base_y], dtype=np.float64
+            ),
+            foot_points=np.asarray(cfg.scan.foot_xy, dtype=np.float64),
+            nominal_base_height=self.robot.nominal_base_height,
+            contact_force_threshold=cfg.rewards.params.contact_force_threshold,
+        )
 
         self.state = self._empty_state()
         self._refresh_state()
@@ -139,24 +149,23 @@ class LocomotionEnv:
         if self.dr_curriculum:
             self.domain_rand.set_strength(self.domain_rand.strength_at(self.env_steps))
         self.domain_rand.step(self.dt)
-        diverged = self.sim.step(targets).copy()
+        self.state.diverged = self.sim.step(targets).copy()
         self.episode_step += 1
         self._refresh_state()
         self._commanded_yaw += self.commands.commands[:, 2] * self.dt
         self._commanded_xy += commanded_step(self._commanded_yaw, self.commands.commands[:, :2], self.dt)
         self._advance_step_clocks()
 
-        terminated, causes = self._terminations(diverged)
-        truncated = (self.episode_step >= self.max_episode_steps) & ~terminated
+        ends = self.terminations.compute(self.state)
+        terminated, truncated = ends.terminated, ends.truncated
         self.state.terminated = terminated
         reward = self.rewards.compute(self.state)
         self.episode_return += reward
         self._air_time *= ~(self.state.feet_contact | self._last_contact)
         self._last_contact = self.state.feet_contact.copy()
-        self.commands.step(self._yaw())
+        self.commands.step(yaw_of(self.sim.base_quat))
 
-        log: dict[str, float] = {f"term/{k}": float(v.mean()) for k, v in causes.items()}
-        log["term/time_out"] = float(truncated.mean())
+        log: dict[str, float] = {f"term/{k}": float(v.mean()) for k, v in ends.causes.items()}
         log["sim/diverged_total"] = float(self.sim.diverged_count)
         cmd_err = self.state.commands[:, :2] - self.state.base_lin_vel[:, :2]
         log["track/lin_vel_error"] = float(np.linalg.norm(cmd_err, axis=1).mean())
@@ -217,21 +226,10 @@ class LocomotionEnv:
         slot = (self._history_ptr - self.domain_rand.latency) % length
         return self._action_history[np.arange(self.num_envs), slot]
 
-    def _yaw(self) -> np.ndarray:
-        w, x, y, z = self.sim.base_quat.T
-        return np.arctan2(2.0 * (w * z + x * y), 1.0 - 2.0 * (y * y + z * z))
-
     def _ground_height(self, xy: np.ndarray) -> np.ndarray:
         if self.terrain is None:
             return np.zeros(xy.shape[:-1])
         return self.terrain.height_at(xy).astype(np.float64)
-
-    def _yaw_rotate(self, offsets: np.ndarray, yaw: np.ndarray) -> np.ndarray:
-        """Offsets (P, 2) in each env's yaw frame -> world-frame offsets (N, P, 2)."""
-        c, s = np.cos(yaw)[:, None], np.sin(yaw)[:, None]
-        return np.stack(
-            [c * offsets[:, 0] - s * offsets[:, 1], s * offsets[:, 0] + c * offsets[:, 1]], axis=-1
-        )
 
     def _empty_state(self) -> TaskState:
         n, j = self.num_envs, self.num_joints
@@ -248,6 +246,8 @@ class LocomotionEnv:
             com_offset=self.domain_rand.com_offset, motor_strength=self.domain_rand.motor_strength,
             push_vel=self.domain_rand.push_vel, terminated=np.zeros(n, dtype=bool),
             latency_steps=self.domain_rand.latency,
+            diverged=np.zeros(n, dtype=bool), episode_step=self.episode_step,
+            max_episode_steps=self.max_episode_steps, nominal_base_height=self.robot.nominal_base_height,
             hip_splay_mask=np.isin(self.robot.actuated_joints, self.robot.hip_splay_joints),
         )  # fmt: skip
 
@@ -263,22 +263,20 @@ class LocomotionEnv:
         s.joint_vel = sim.joint_vel
         s.joint_torque = sim.joint_torque.copy()
         s.gait_phase = gait_phase(self.episode_step, self.dt, self.cfg.gait_period_s)
-        s.base_height = s.base_pos[:, 2] - self._ground_height(s.base_pos[:, :2])
-
         s.feet_pos = sim.feet_pos.copy()
         s.feet_vel = sim.feet_vel.copy()
         s.feet_contact_force = sim.feet_contact_force
-        s.feet_height = s.feet_pos[..., 2] - self._ground_height(s.feet_pos[..., :2])
-        s.feet_contact = feet_in_contact(s.feet_contact_force, self.cfg.rewards.params)
         s.undesired_contacts = sim.robot_contact_count - sim.feet_contact_count.sum(axis=1)
-
-        yaw = self._yaw()
-        nominal = self.robot.nominal_base_height
-        base_pts = s.base_pos[:, None, :2] + self._yaw_rotate(self._scan_base, yaw)
-        s.height_scan = np.clip(s.base_pos[:, 2:3] - self._ground_height(base_pts) - nominal, -1.0, 1.0)
-        foot_pts = s.feet_pos[:, :, None, :2] + self._yaw_rotate(self._scan_foot, yaw)[:, None]
-        foot_h = s.feet_pos[..., 2:3] - self._ground_height(foot_pts)
-        s.feet_height_scan = np.clip(foot_h.reshape(self.num_envs, -1), -1.0, 1.0)
+        s.base_contact = sim.base_contact_count > 0
+        ground = self.ground_probe.read(
+            s.base_pos, s.base_quat, s.feet_pos, s.feet_contact_force, self._ground_height
+        )
+        s.base_height, s.feet_height, s.feet_contact = (
+            ground.base_height,
+            ground.feet_height,
+            ground.feet_contact,
+        )
+        s.height_scan, s.feet_height_scan = ground.height_scan, ground.feet_height_scan
 
     def _advance_step_clocks(self) -> None:
         """Once per control step, after the physics: joint acceleration, foot air time and touchdowns."""
@@ -289,21 +287,6 @@ class LocomotionEnv:
         either = s.feet_contact | self._last_contact
         s.feet_first_contact = (self._air_time > 0.0) & either
         self._air_time += self.dt
-
-    def _terminations(self, diverged: np.ndarray) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-        t, s = self.cfg.terminations, self.state
-        causes = {
-            "base_contact": (self.sim.base_contact_count > 0)
-            if t.base_contact
-            else np.zeros(self.num_envs, bool),
-            "tilt": s.projected_gravity[:, 2] > -np.cos(np.radians(t.max_tilt_deg)),
-            "base_height": s.base_height < t.min_base_height_fraction * self.robot.nominal_base_height,
-            "diverged": diverged,
-        }
-        terminated = np.zeros(self.num_envs, dtype=bool)
-        for value in causes.values():
-            terminated |= value
-        return terminated, causes
 
     def _reset_envs(
         self, env_ids: np.ndarray, log: dict[str, float], fell: np.ndarray | None = None,

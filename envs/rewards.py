@@ -33,7 +33,7 @@ class RewardParams:
     stance_phase_fraction: float = 0.55
     """Part of each gait cycle a foot should be in stance: while its phase is below this value."""
     contact_force_threshold: float = 1.0
-    """Vertical ground force (N) above which a foot counts as in contact (see `feet_in_contact`)."""
+    """Vertical ground force (N) above which a foot is in contact (`ground_readings.feet_in_contact`)."""
     soft_joint_limit: float = 0.9
     """Fraction of each joint's position range (centred) and torque limit inside which there is no penalty."""
     air_time_target: float = 0.4
@@ -62,11 +62,6 @@ class RewardParams:
 
 
 RewardFn = Callable[[TaskState, RewardParams], np.ndarray]
-
-
-def feet_in_contact(feet_contact_force: np.ndarray, p: RewardParams) -> np.ndarray:
-    """[N, F] bool: F_z > contact_force_threshold; the rule an env uses to fill `TaskState.feet_contact`."""
-    return np.asarray(feet_contact_force[..., 2] > p.contact_force_threshold)
 
 
 def foot_phases(gait_phase: np.ndarray, num_feet: int) -> np.ndarray:

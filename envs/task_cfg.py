@@ -19,19 +19,8 @@ from .presets import TERRAIN_PRESETS
 from .randomization import DomainRandCfg
 from .rewards import RewardCfg
 from .robots import select_robot
+from .terminations import TerminationCfg
 from .terrain import TerrainCfg
-
-
-@dataclass(frozen=True)
-class TerminationCfg:
-    """When an episode ends in failure (a fall)."""
-
-    base_contact: bool = True
-    """The base body touching anything."""
-    max_tilt_deg: float = 60.0
-    """Angle between the base's up axis and the world's up axis."""
-    min_base_height_fraction: float = 0.5
-    """Base closer to the terrain than this fraction of the nominal height."""
 
 
 @dataclass(frozen=True)
@@ -81,7 +70,7 @@ class TaskCfg:
     curriculum: CurriculumCfg = field(default_factory=CurriculumCfg)
     """Terrain curriculum."""
     terminations: TerminationCfg = field(default_factory=TerminationCfg)
-    """Fall conditions."""
+    """Why episodes end: failures and the time-out (named terms, `envs.terminations`)."""
     scan: ScanCfg = field(default_factory=ScanCfg)
     """Privileged height-scan points."""
     spawn_joint_noise: float = 0.05

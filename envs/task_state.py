@@ -80,6 +80,16 @@ class TaskState:
     """[N] number of contacts of robot bodies other than the feet."""
     terminated: np.ndarray = field(default_factory=lambda: np.zeros(0, bool))
     """[N] bool, the episode ended in failure in this step (not a time-out)."""
+    base_contact: np.ndarray = field(default_factory=lambda: np.zeros(0, bool))
+    """[N] bool, the base body touches something."""
+    diverged: np.ndarray = field(default_factory=lambda: np.zeros(0, bool))
+    """[N] bool, the physics diverged in this step (the simulator restored a sane state)."""
+    episode_step: np.ndarray = field(default_factory=lambda: np.zeros(0, np.intp))
+    """[N] policy steps since the episode's start."""
+    max_episode_steps: int = 0
+    """Policy steps in a full episode."""
+    nominal_base_height: float = 0.0
+    """The robot's standing base height above flat ground (m)."""
     # --- privileged: hidden parameters and surroundings --------------------------------------------------
     height_scan: np.ndarray = field(default_factory=lambda: _empty(0, 0))
     """[N, P] base height above the terrain at scan points around the robot, minus the nominal height."""

@@ -14,6 +14,7 @@ from humanoid_prior.config_io import from_dict
 from humanoid_prior.envs.presets import parse_preset_name
 from humanoid_prior.envs.robots import select_robot
 from humanoid_prior.envs.task_cfg import TaskCfg, task_preset
+from humanoid_prior.envs.terminations import DEFAULT_TERMS
 from humanoid_prior.policies.actor_critic import NetworkCfg
 from humanoid_prior.policies.discriminator import DiscriminatorCfg
 
@@ -149,8 +150,22 @@ LEGACY_FIELDS = ("terrain_name",)
 """Top-level fields older run configs wrote that are derived now (`TaskCfg.terrain_name`)."""
 
 
+def _upgrade_terminations(data: Any) -> Any:
+    """Older configs switched the base-contact termination with a flag; now it is a named term."""
+    if isinstance(data, dict):
+        data = {k: _upgrade_terminations(v) for k, v in data.items()}
+        old = data.get("terminations")
+        if isinstance(old, dict) and "base_contact" in old:
+            old = dict(old)
+            keep = old.pop("base_contact")
+            old.setdefault("terms", [t for t in DEFAULT_TERMS if keep or t != "base_contact"])
+            data["terminations"] = old
+    return data
+
+
 def from_saved(cls: type[T], data: dict[str, Any]) -> T:
     """A config saved by a run (config.json, a checkpoint's copy), older ones' derived fields dropped."""
+    data = _upgrade_terminations(data)
     return from_dict(cls, {k: v for k, v in data.items() if k not in LEGACY_FIELDS})
 
 

@@ -10,7 +10,6 @@ from humanoid_prior.envs.rewards import (
     RewardCfg,
     RewardManager,
     RewardParams,
-    feet_in_contact,
     foot_phases,
     g1_reward_weights,
 )
@@ -248,12 +247,6 @@ def test_feet_stumble():
         feet_contact_force=[[[0, 0, 300.0], [3.0, 4.0, 1.0]], [[0, 0, 300.0], [3.0, 4.0, 2.0]]],
     )
     np.testing.assert_allclose(term("feet_stumble", s), [1.0, 0.0])
-
-
-def test_feet_in_contact_uses_vertical_force_threshold():
-    # threshold 1 N: F_z 1.5 -> True, F_z 1.0 -> False (strictly above), F_z 0 with big F_x -> False
-    forces = np.array([[[0, 0, 1.5], [0, 0, 1.0]], [[50.0, 0, 0], [0, 0, 300.0]]])
-    np.testing.assert_array_equal(feet_in_contact(forces, P), [[True, False], [False, True]])
 
 
 # --- events ----------------------------------------------------------------------------------------

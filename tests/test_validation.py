@@ -265,3 +265,21 @@ def test_a_run_config_from_before_terrain_name_was_derived_still_loads(tmp_path:
     (tmp_path / "config.json").write_text(json.dumps({**old, "terrain_nam": "flat"}))
     with pytest.raises(ValueError, match="terrain_nam"):
         load_run_config(tmp_path)
+
+
+@pytest.mark.parametrize("flag", [True, False])
+def test_a_run_config_with_the_old_base_contact_flag_loads_as_named_terms(tmp_path: Path, flag: bool) -> None:
+    """Configs written until 2026-12-03 switch the base-contact termination with `base_contact: bool`."""
+    from humanoid_prior.config import g1_flat, to_dict
+    from humanoid_prior.runs import load_run_config
+
+    old = to_dict(g1_flat())
+    old["task"]["terminations"] = {
+        "base_contact": flag,
+        "max_tilt_deg": 45.0,
+        "min_base_height_fraction": 0.5,
+    }
+    (tmp_path / "config.json").write_text(json.dumps(old))
+    terms = load_run_config(tmp_path).task.terminations
+    assert ("base_contact" in terms.terms) == flag and terms.max_tilt_deg == 45.0
+    assert {"tilt", "base_height", "diverged", "time_out"} <= set(terms.terms)
