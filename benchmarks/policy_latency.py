@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from humanoid_prior.deploy.export import export_policy, record_observations
+from humanoid_prior.deploy.export import export_policy, probe_observations
 from humanoid_prior.deploy.inference import ENGINES, PolicyEngine, load_engine
 from humanoid_prior.deploy.manifest import MANIFEST_NAME, Manifest, SafetyCfg
 from humanoid_prior.deploy.mujoco_robot import MujocoRobot, SimRobotCfg
@@ -120,8 +120,7 @@ def main() -> None:
         export_policy(args.run, policy_dir)
     manifest = Manifest.load(policy_dir)
     run_dir = Path(manifest.source["run"])
-    inputs, _, env = record_observations(load_policy(run_dir), steps=256)
-    env.close()
+    inputs = probe_observations(load_policy(run_dir), count=1024)  # timing: any inputs in the trained range
     names, states = record_states(policy_dir, manifest)
 
     result: dict[str, Any] = {

@@ -2,8 +2,9 @@
 
 Both policy files contain the observation normaliser and map the runtime's raw observation (the
 flattened history of one observation group, oldest frame first) to deterministic, clipped actions.
-Before anything is written, observations are recorded by stepping the training env with the policy,
-and the TorchScript and ONNX Runtime outputs must equal the training policy's within `TOLERANCE`.
+Everything comes from the run directory and its checkpoint (no env, no MuJoCo): before anything is
+written, the TorchScript and ONNX Runtime outputs must equal the training policy's within `TOLERANCE` on
+inputs spread over the training normaliser's range.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from torch import nn
 
 from humanoid_prior import __version__
 from humanoid_prior.config import to_dict
-from humanoid_prior.envs.locomotion import LocomotionEnv
+from humanoid_prior.envs.robots import RobotCfg, robot_from_dict
 from humanoid_prior.normaliser import ObsNormaliser
 from humanoid_prior.policies.actor_critic import NetworkCfg
 from humanoid_prior.policy_io import LoadedPolicy, LoadedStudent, load_policy
@@ -35,7 +36,7 @@ from .inference import OnnxPolicy, TorchScriptPolicy
 from .manifest import Manifest, ObsLayout, ObsTerm, SafetyCfg, config_hash
 
 TOLERANCE = 1e-5
-"""Largest allowed |exported - training| action difference on the recorded observations."""
+"""Largest allowed |exported - training| action difference on the probe inputs."""
 
 
 class ExportCheckError(RuntimeError):
@@ -97,38 +98,68 @@ def normalised_actor(policy: LoadedPolicy) -> NormalisedActor:
     return module.eval().requires_grad_(False)
 
 
-def record_observations(
-    policy: LoadedPolicy, steps: int = 64, num_envs: int = 4, seed: int = 7
-) -> tuple[np.ndarray, np.ndarray, LocomotionEnv]:
-    """Step the training env with the policy; return its raw inputs (M, D), its actions (M, J) and the env.
+PROBE_OBSERVATIONS = 256
+"""Inputs the export check feeds both the training policy and the exported files."""
 
-    For a student the input is the proprio history the env keeps (the student's task). The env
-    is returned open (its layouts describe the manifest); the caller closes it.
+
+def probe_observations(policy: LoadedPolicy, count: int = PROBE_OBSERVATIONS, seed: int = 7) -> np.ndarray:
+    """Raw inputs (count, D) spread over what the policy saw in training, beyond its clip range included.
+
+    Drawn from the training normaliser's mean and spread (±2 std typical, a tenth of the rows at ±3×clip
+    std so the clip path is checked too); no env is needed, so export runs without MuJoCo or the terrain.
     """
-    task = policy.cfg.task
-    # Nominal physics: the check needs realistic observations, not 16 randomised model copies.
-    task = dataclasses.replace(
-        task.with_batch(num_envs, nthread=1), domain_rand=dataclasses.replace(task.domain_rand, enabled=False)
-    )
-    env = LocomotionEnv(task, seed=seed)
-    obs = env.reset(seed=seed)
-    inputs, actions = [], []
-    for _ in range(steps):
-        inputs.append(obs[policy_input_key(policy)].copy())
-        act = np.asarray(policy(obs), dtype=np.float32)
-        actions.append(act)
-        obs, *_ = env.step(act)
-    return np.concatenate(inputs), np.concatenate(actions), env
+    key = policy_input_key(policy)
+    mean = np.asarray(policy.normaliser.mean[key], dtype=np.float64)
+    std = policy.normaliser.std(key)
+    rng = np.random.default_rng(seed)
+    z = rng.standard_normal((count, mean.size))
+    z[: count // 10] *= 3.0 * policy.normaliser.clip
+    return (mean + z * std).astype(np.float32)
 
 
-def build_manifest(policy: LoadedPolicy, env: LocomotionEnv, run_dir: Path) -> Manifest:
-    """The manifest of `policy` (trained in `env`'s task) without the export check's results."""
-    cfg, task, robot = policy.cfg, policy.cfg.task, env.robot
+def policy_actions(policy: LoadedPolicy, inputs: np.ndarray) -> np.ndarray:
+    """The training policy's deterministic actions for raw inputs of its input key."""
+    return np.asarray(policy({policy_input_key(policy): inputs}), dtype=np.float32)
+
+
+@dataclass(frozen=True)
+class TrainedIO:
+    """What the manifest says about the policy's input and joints, as the checkpoint recorded it."""
+
+    robot: RobotCfg
+    obs_terms: list[tuple[str, int]]
+    joint_limits: list[tuple[float, float]]
+
+
+def trained_io(policy: LoadedPolicy) -> TrainedIO:
+    """The robot, input layout and joint limits the checkpoint stores.
+
+    Checkpoints written before these were stored rebuild them from a one-env copy of the task.
+    """
+    group = observation_group(policy)
+    if policy.obs_layouts is not None and policy.joint_limits is not None and policy.robot_description:
+        robot = robot_from_dict(policy.robot_description, source=f"{policy.checkpoint} robot_description")
+        return TrainedIO(robot, policy.obs_layouts[group], policy.joint_limits)
+    from humanoid_prior.envs.locomotion import LocomotionEnv  # older checkpoints only: needs MuJoCo
+
+    env = LocomotionEnv(policy.cfg.task.with_batch(1, nthread=1))
+    try:
+        terms = [(t.name, t.stop - t.start) for t in env.observations.layouts[group]]
+        limits = [(float(lo), float(hi)) for lo, hi in env.robot_model.joint_range]
+        return TrainedIO(env.robot, terms, limits)
+    finally:
+        env.close()
+
+
+def build_manifest(policy: LoadedPolicy, run_dir: Path) -> Manifest:
+    """The manifest of `policy` without the export check's results; reads only the run and checkpoint."""
+    cfg, task = policy.cfg, policy.cfg.task
+    io_facts = trained_io(policy)
+    robot = io_facts.robot
     group = observation_group(policy)
     scales = {t.name: t for t in task.observations[group].terms}
     terms = tuple(
-        ObsTerm(s.name, s.stop - s.start, float(scales[s.name].scale), scales[s.name].clip)
-        for s in env.observations.layouts[group]
+        ObsTerm(name, size, float(scales[name].scale), scales[name].clip) for name, size in io_facts.obs_terms
     )
     layout = ObsLayout(group=group, terms=terms, history_len=history_length(policy))
     c = task.commands
@@ -139,10 +170,10 @@ def build_manifest(policy: LoadedPolicy, env: LocomotionEnv, run_dir: Path) -> M
         kp=tuple(float(v) for v in robot.kp),
         kd=tuple(float(v) for v in robot.kd),
         torque_limits=tuple(float(v) for v in robot.torque_limits),
-        joint_limits=tuple((float(lo), float(hi)) for lo, hi in env.robot_model.joint_range),
+        joint_limits=tuple(io_facts.joint_limits),
         action_scale=float(robot.action_scale),
         action_clip=float(task.action_clip),
-        control_period_s=float(env.dt),
+        control_period_s=float(task.sim.sim_dt * task.sim.decimation),
         gait_period_s=float(task.gait_period_s),
         observation=layout,
         command_ranges={"lin_vel_x": c.lin_vel_x, "lin_vel_y": c.lin_vel_y, "ang_vel_yaw": c.ang_vel_yaw},
@@ -200,7 +231,7 @@ class ExportResult:
     directory: Path
     manifest: Manifest
     max_abs_error: dict[str, float]
-    """Largest |exported - training| action per engine on the recorded observations."""
+    """Largest |exported - training| action per engine on the probe inputs."""
     observations: int
 
 
@@ -214,12 +245,14 @@ def check_exports(directory: Path, inputs: np.ndarray, expected: np.ndarray) -> 
     if bad:
         raise ExportCheckError(
             f"exported policy differs from the training policy by {bad} (> {TOLERANCE}) on "
-            f"{len(inputs)} recorded observations; the export is not written. Report this as a bug."
+            f"{len(inputs)} probe inputs; the export is not written. Report this as a bug."
         )
     return errors
 
 
-def export_policy(run_dir: Path, out_dir: Path | None = None, steps: int = 64) -> ExportResult:
+def export_policy(
+    run_dir: Path, out_dir: Path | None = None, probes: int = PROBE_OBSERVATIONS
+) -> ExportResult:
     """Export the newest checkpoint of a teacher or student run into `out_dir` (default: <run>/deploy).
 
     Files are written to a temporary folder, checked, then moved into place, so a failed check leaves
@@ -227,14 +260,12 @@ def export_policy(run_dir: Path, out_dir: Path | None = None, steps: int = 64) -
     """
     out_dir = out_dir or run_dir / "deploy"
     policy = load_policy(run_dir)
-    inputs, actions, env = record_observations(policy, steps=steps)
-    try:
-        manifest = build_manifest(policy, env, run_dir)
-    finally:
-        env.close()
+    manifest = build_manifest(policy, run_dir)
+    inputs = probe_observations(policy, count=probes)
+    actions = policy_actions(policy, inputs)
     if inputs.shape[1] != manifest.observation.input_size:
         raise ExportCheckError(
-            f"recorded inputs have {inputs.shape[1]} values but the layout gives "
+            f"the policy reads {inputs.shape[1]} values but the layout gives "
             f"{manifest.observation.input_size}; the observation layout and the policy disagree."
         )
     module = normalised_actor(policy)

@@ -219,8 +219,8 @@ class ExportArgs:
     """Teacher or student run directory (runs/<name>)."""
     out: Path | None = None
     """Output folder (default: <run>/deploy)."""
-    steps: int = 64
-    """Env steps (x4 envs) of recorded observations the exports are checked on."""
+    probes: int = 256
+    """Inputs (spread over the training normaliser's range) the exports are checked on."""
 
 
 def export(args: ExportArgs) -> None:
@@ -228,12 +228,12 @@ def export(args: ExportArgs) -> None:
     from humanoid_prior.deploy.export import ExportCheckError, export_policy
 
     try:
-        result = export_policy(args.run, args.out, steps=args.steps)
+        result = export_policy(args.run, args.out, probes=args.probes)
     except ExportCheckError as exc:
         raise SystemExit(f"error: {exc}") from None
     errors = ", ".join(f"{k} {v:.1e}" for k, v in result.max_abs_error.items())
     print(f"exported {result.manifest.source['kind']} of {args.run} to {result.directory}")
-    print(f"  max |exported - training| action on {result.observations} recorded observations: {errors}")
+    print(f"  max |exported - training| action on {result.observations} probe inputs: {errors}")
     print(f"  run it: python train.py deploy --policy {result.directory} --backend mujoco --command 0.5,0,0")
 
 

@@ -31,6 +31,12 @@ class LoadedPolicy:
     num_timesteps: int
     trained_seconds: float
     kind: str = TEACHER_KIND
+    robot_description: dict[str, Any] = dataclasses.field(default_factory=dict)
+    """The robot the policy was trained on (`envs.robots.RobotCfg` as a dict)."""
+    obs_layouts: dict[str, list[tuple[str, int]]] | None = None
+    """Per observation group, its terms' names and sizes in order (None: an older checkpoint)."""
+    joint_limits: list[tuple[float, float]] | None = None
+    """The model's (lo, hi) range per actuated joint (rad) (None: an older checkpoint)."""
 
     def normalise(self, obs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Each given key normalised with the training statistics and clipped as in training."""
@@ -112,12 +118,18 @@ def _trained(policy: MultiInputActorCriticPolicy, data: dict[str, Any], path: Pa
     """The checkpoint's weights loaded into `policy` (eval mode), and the fields every loaded policy has."""
     policy.load_state_dict(data["policy"])
     policy.eval()
+    layouts, limits = data.get("obs_layouts"), data.get("joint_limits")
     return {
         "policy": policy,
         "normaliser": ObsNormaliser.from_checkpoint(data),
         "checkpoint": path,
         "num_timesteps": int(data["num_timesteps"]),
         "trained_seconds": float(data["trained_seconds"]),
+        "robot_description": dict(data.get("robot_description") or {}),
+        "obs_layouts": None
+        if layouts is None
+        else {str(g): [(str(name), int(size)) for name, size in terms] for g, terms in layouts.items()},
+        "joint_limits": None if limits is None else [(float(lo), float(hi)) for lo, hi in limits],
     }
 
 

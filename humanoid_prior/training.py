@@ -126,6 +126,12 @@ class TrainingSession:
             "robot": self.env.robot.name,
             "robot_description": to_dict(self.env.robot),
             "obs_sizes": dict(self.env.obs_sizes),
+            # The policy's input and joint facts, so that export builds the manifest without an env.
+            "obs_layouts": {
+                group: [[t.name, t.stop - t.start] for t in terms]
+                for group, terms in self.env.observations.layouts.items()
+            },
+            "joint_limits": self.env.robot_model.joint_range.tolist(),
             "action_dim": self.env.num_joints,
             "config": to_dict(self.cfg),
             "policy": self.model.policy.state_dict(),

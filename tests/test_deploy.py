@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from humanoid_prior.config import PPOCfg, RunCfg, g1_flat, student_preset
-from humanoid_prior.deploy.export import ExportCheckError, check_exports, export_policy, record_observations
+from humanoid_prior.deploy.export import ExportCheckError, check_exports, export_policy, policy_input_key
 from humanoid_prior.deploy.inference import OnnxPolicy, TorchScriptPolicy, load_engine
 from humanoid_prior.deploy.manifest import Manifest, ManifestError, SafetyCfg
 from humanoid_prior.deploy.mujoco_robot import MujocoRobot, SimRobotCfg
@@ -26,7 +26,7 @@ from humanoid_prior.deploy.sim2sim import run_sim2sim
 from humanoid_prior.envs.batched_sim import SimCfg
 from humanoid_prior.envs.locomotion import LocomotionEnv
 from humanoid_prior.envs.sb3_vec_env import LocomotionVecEnv
-from humanoid_prior.policy_io import load_policy
+from humanoid_prior.policy_io import LoadedPolicy, load_policy
 from humanoid_prior.student import teacher_config, train_student
 from humanoid_prior.student_env import StudentVecEnv
 from humanoid_prior.teacher import train_teacher
@@ -58,7 +58,7 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 @pytest.fixture(scope="module")
 def exports(runs: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("exports")
-    return {kind: export_policy(run, root / kind, steps=16).directory for kind, run in runs.items()}
+    return {kind: export_policy(run, root / kind, probes=64).directory for kind, run in runs.items()}
 
 
 @pytest.fixture
@@ -116,17 +116,33 @@ def tilt_quat(deg: float) -> np.ndarray:
 # --- export -----------------------------------------------------------------------------------------------
 
 
+def record_observations(
+    policy: LoadedPolicy, steps: int, seed: int = 7, num_envs: int = 4
+) -> tuple[np.ndarray, np.ndarray]:
+    """The policy's raw inputs (M, D) and actions (M, J) along its own rollout in its training task."""
+    task = policy.cfg.task.with_batch(num_envs, nthread=1)
+    task = dataclasses.replace(task, domain_rand=dataclasses.replace(task.domain_rand, enabled=False))
+    key = policy_input_key(policy)
+    env = LocomotionEnv(task, seed=seed)
+    obs, inputs, actions = env.reset(seed=seed), [], []
+    for _ in range(steps):
+        inputs.append(obs[key].copy())
+        actions.append(np.asarray(policy(obs), dtype=np.float32))
+        obs, *_ = env.step(actions[-1])
+    env.close()
+    return np.concatenate(inputs), np.concatenate(actions)
+
+
 @pytest.mark.parametrize("kind", ["teacher", "student"])
 def test_exports_equal_the_training_policy_on_recorded_observations(
     kind: str, runs: dict[str, Path], exports: dict[str, Path]
 ) -> None:
     manifest = Manifest.load(exports[kind])
     check = manifest.source["export_check"]
-    assert check["observations"] == 16 * 4 and max(check["max_abs_error"].values()) <= 1e-5
-    # Independently of the export's own check: fresh observations (another seed) through both files.
+    assert check["observations"] == 64 and max(check["max_abs_error"].values()) <= 1e-5
+    # Independently of the export's own check (probe inputs): the policy's real observations in its task.
     policy = load_policy(runs[kind])
-    inputs, actions, env = record_observations(policy, steps=10, seed=99)
-    env.close()
+    inputs, actions = record_observations(policy, steps=10, seed=99)
     assert inputs.shape[1] == manifest.observation.input_size
     for engine in (TorchScriptPolicy(exports[kind] / "policy.pt"), OnnxPolicy(exports[kind] / "policy.onnx")):
         assert engine.input_size == manifest.observation.input_size and engine.output_size == 12
@@ -141,11 +157,22 @@ def test_exports_equal_the_training_policy_on_recorded_observations(
 
 def test_export_check_rejects_outputs_that_differ(exports: dict[str, Path], runs: dict[str, Path]) -> None:
     policy = load_policy(runs["teacher"])
-    inputs, actions, env = record_observations(policy, steps=2)
-    env.close()
+    inputs, actions = record_observations(policy, steps=2)
     assert max(check_exports(exports["teacher"], inputs, actions).values()) <= 1e-5
     with pytest.raises(ExportCheckError, match="differs from the training policy"):
         check_exports(exports["teacher"], inputs, actions + 1e-4)
+
+
+def test_export_reads_only_the_run_and_builds_no_env(
+    runs: dict[str, Path], exports: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def no_env(*args, **kwargs):
+        raise AssertionError("export built a LocomotionEnv")
+
+    monkeypatch.setattr(LocomotionEnv, "__init__", no_env)
+    again = export_policy(runs["student"], tmp_path / "student")
+    assert again.manifest.observation == Manifest.load(exports["student"]).observation
+    assert again.manifest.joint_limits == Manifest.load(exports["student"]).joint_limits
 
 
 def test_manifest_has_what_the_runtime_needs_and_round_trips(student_manifest: Manifest, runs) -> None:
@@ -437,7 +464,8 @@ def test_sim2sim_runs_the_loop_at_the_manifest_period(exports: dict[str, Path]) 
 def test_export_and_deploy_commands(runs: dict[str, Path], tmp_path: Path) -> None:
     out = tmp_path / "exp"
     run = [sys.executable, str(REPO / "train.py")]
-    done = subprocess.run([*run, "export", "--run", str(runs["student"]), "--out", str(out), "--steps", "4"],
+    args = ["export", "--run", str(runs["student"]), "--out", str(out), "--probes", "8"]
+    done = subprocess.run([*run, *args],
                           cwd=REPO, capture_output=True, text=True)  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert (out / "policy.pt").is_file() and (out / "policy.onnx").is_file() and "onnx" in done.stdout
