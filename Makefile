@@ -30,6 +30,7 @@ check: setup
 	$(VENV)/bin/ruff format --check .
 	rm -rf $(TYPECHECK_TREE) && mkdir -p $(TYPECHECK_TREE)/humanoid_prior
 	ln -s $(CURDIR)/humanoid_prior/*.py $(TYPECHECK_TREE)/humanoid_prior/
+	for sub in algorithms runners runs; do ln -s $(CURDIR)/humanoid_prior/$$sub $(TYPECHECK_TREE)/humanoid_prior/$$sub; done
 	for pkg in envs policies deploy; do ln -s $(CURDIR)/$$pkg $(TYPECHECK_TREE)/humanoid_prior/$$pkg; done
 	MYPYPATH=$(TYPECHECK_TREE) $(VENV)/bin/mypy -p humanoid_prior
 	MYPYPATH=$(TYPECHECK_TREE) $(VENV)/bin/mypy train.py benchmarks

@@ -30,7 +30,7 @@ from humanoid_prior.deploy.mujoco_robot import MujocoRobot, SimRobotCfg
 from humanoid_prior.deploy.robot import JointCommand, RobotState, VirtualClockRobot
 from humanoid_prior.deploy.runtime import Runtime
 from humanoid_prior.monitoring import machine, report
-from humanoid_prior.policy_io import load_policy
+from humanoid_prior.runs.policy_io import load_policy
 
 WARMUP = 500
 

@@ -14,7 +14,7 @@ import argparse
 import tarfile
 from pathlib import Path
 
-from humanoid_prior.checkpoint import latest_checkpoint
+from humanoid_prior.runs.checkpoint import latest_checkpoint
 
 BOOKKEEPING = (
     "config.json",

@@ -30,7 +30,7 @@ from humanoid_prior.deploy.sim2sim import run_sim2sim
 from humanoid_prior.envs.curriculum import CurriculumCfg
 from humanoid_prior.evaluation import EvalCfg, evaluate
 from humanoid_prior.monitoring import machine, report
-from humanoid_prior.policy_io import load_policy
+from humanoid_prior.runs.policy_io import load_policy
 
 METRICS = ("lin_vel_error", "yaw_rate_error", "fall_rate", "distance")
 

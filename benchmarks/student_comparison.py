@@ -29,8 +29,8 @@ from humanoid_prior.envs.locomotion import LocomotionEnv
 from humanoid_prior.evaluation import evaluate
 from humanoid_prior.evaluation import protocol as eval_protocol
 from humanoid_prior.monitoring import machine, read_curves, rollout_frames, write_video
-from humanoid_prior.policy_io import LoadedPolicy, load_policy
-from humanoid_prior.student import teacher_config, train_student
+from humanoid_prior.runners.student import teacher_config, train_student
+from humanoid_prior.runs.policy_io import LoadedPolicy, load_policy
 
 RESULTS = Path(__file__).resolve().parents[1] / "docs" / "results"
 ROWS: dict[str, dict[str, Any]] = {

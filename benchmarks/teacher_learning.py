@@ -39,8 +39,8 @@ from humanoid_prior.evaluation import (
     steps_to_target,
 )
 from humanoid_prior.monitoring import machine, read_curves, rollout_frames, write_video
-from humanoid_prior.policy_io import load_policy
-from humanoid_prior.teacher import WARM_START, train_teacher
+from humanoid_prior.runners.teacher import WARM_START, train_teacher
+from humanoid_prior.runs.policy_io import load_policy
 
 RESULTS = Path(__file__).resolve().parents[1] / "docs" / "results"
 

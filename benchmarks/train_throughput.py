@@ -35,7 +35,7 @@ from stable_baselines3.common.callbacks import BaseCallback
 from humanoid_prior.config import named_teacher_preset, to_dict
 from humanoid_prior.config_io import with_overrides
 from humanoid_prior.monitoring import machine
-from humanoid_prior.training import TrainingSession
+from humanoid_prior.runners.training import TrainingSession
 
 
 class IterationClock(BaseCallback):

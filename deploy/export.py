@@ -30,7 +30,7 @@ from humanoid_prior.config import to_dict
 from humanoid_prior.envs.robots import RobotCfg, robot_from_dict
 from humanoid_prior.normaliser import ObsNormaliser
 from humanoid_prior.policies.actor_critic import NetworkCfg
-from humanoid_prior.policy_io import LoadedPolicy, LoadedStudent, load_policy
+from humanoid_prior.runs.policy_io import LoadedPolicy, LoadedStudent, load_policy
 
 from .inference import OnnxPolicy, TorchScriptPolicy
 from .manifest import Manifest, ObsLayout, ObsTerm, SafetyCfg, config_hash

@@ -1,6 +1,6 @@
 """A per-env history of observation frames, oldest first: the student's input on the robot and in training.
 
-The same class feeds the student during training (`humanoid_prior.student_env`) and on the robot
+The same class feeds the student during training (`humanoid_prior.runners.student_env`) and on the robot
 (`deploy`), so the frame order cannot differ between them. A new episode fills every slot with its
 first frame (a robot that just started has no past, and zeros would look like a fall).
 """

@@ -33,11 +33,11 @@ from pathlib import Path
 
 import tyro
 
-from humanoid_prior.checkpoint import CheckpointError
 from humanoid_prior.config import TeacherCfg, named_teacher_preset, teacher_preset
 from humanoid_prior.envs.presets import TERRAIN_PRESETS
 from humanoid_prior.envs.robots import RobotConfigError
 from humanoid_prior.robot_check import RobotCheckArgs, run_robot_check
+from humanoid_prior.runs.checkpoint import CheckpointError
 
 
 @dataclass
@@ -91,7 +91,7 @@ def teacher(argv: list[str]) -> None:
 
     `--robot-file FILE [--terrain flat|rough]` instead of `--preset`: a robot of the user's own.
     """
-    from humanoid_prior.teacher import train_teacher
+    from humanoid_prior.runners.teacher import train_teacher
 
     flags, rest = split_flags(
         argv, valued=("--preset", "--resume", "--robot-file", "--terrain"), switches=("--no-wandb",)
@@ -140,7 +140,7 @@ class TeacherDataArgs:
 def teacher_data(args: TeacherDataArgs) -> None:
     """Record the teacher's motion data into its run directory."""
     from humanoid_prior.config import TeacherDataCfg
-    from humanoid_prior.teacher_data import load_or_record
+    from humanoid_prior.runners.teacher_data import load_or_record
 
     data = load_or_record(args.run, TeacherDataCfg(transitions=args.transitions, refresh=args.refresh))
     print(f"{len(data.pairs)} transitions of {data.feature_dim} motion features: {data.path}")
@@ -149,7 +149,7 @@ def teacher_data(args: TeacherDataArgs) -> None:
 def student(argv: list[str]) -> None:
     """`train.py student --teacher RUN [--method M] [--resume RUN_DIR] [--no-wandb] [config overrides]`."""
     from humanoid_prior.config import StudentCfg, student_preset
-    from humanoid_prior.student import teacher_config, train_student
+    from humanoid_prior.runners.student import teacher_config, train_student
 
     flags, rest = split_flags(argv, valued=("--teacher", "--method", "--resume"), switches=("--no-wandb",))
     teacher_run = Path(flags["--teacher"]) if "--teacher" in flags else None
@@ -178,7 +178,7 @@ def evaluate_run(args: EvalArgs) -> None:
     from humanoid_prior.evaluation import evaluate
     from humanoid_prior.evaluation import protocol as eval_protocol
     from humanoid_prior.monitoring import machine
-    from humanoid_prior.policy_io import load_policy
+    from humanoid_prior.runs.policy_io import load_policy
 
     policy = load_policy(args.run)
     protocol = args.protocol or policy.cfg.task.terrain_name
@@ -200,7 +200,7 @@ def play(args: PlayArgs) -> None:
     from humanoid_prior.envs.locomotion import LocomotionEnv
     from humanoid_prior.evaluation import held_command_task
     from humanoid_prior.monitoring import rollout_frames, write_video
-    from humanoid_prior.policy_io import load_policy
+    from humanoid_prior.runs.policy_io import load_policy
 
     policy = load_policy(args.run)
     # held as the evaluation holds them: a rough run's heading law is off too
@@ -295,7 +295,7 @@ def deploy(args: DeployArgs) -> None:
 
 def pipeline(argv: list[str]) -> None:
     """The whole pipeline with its final summary."""
-    from humanoid_prior.pipeline import Pipeline, PipelineCfg, report, summary_text
+    from humanoid_prior.runners.pipeline import Pipeline, PipelineCfg, report, summary_text
 
     cfg = tyro.cli(PipelineCfg, args=argv, prog="train.py pipeline")
     state = Pipeline(cfg).run()

@@ -57,8 +57,8 @@ class PPOCfg:
     """Stop an iteration's epochs early when the approximate KL exceeds 1.5x this (None: never; the
     adaptive learning rate keeps the KL in check instead). Logged as train/early_stopped."""
     symmetry: bool = True
-    """Left-right mirror augmentation of every rollout (humanoid_prior/symmetry.py); needs the robot's
-    mirror map (`RobotCfg.mirror_joints`)."""
+    """Left-right mirror augmentation of every rollout (`humanoid_prior.algorithms.symmetry`); needs the
+    robot's mirror map (`RobotCfg.mirror_joints`)."""
 
     def __post_init__(self) -> None:
         """Check sizes and rates (validation only)."""
@@ -112,10 +112,10 @@ class RunCfg:
     """Run the evaluation protocol (`humanoid_prior.evaluation`) every this many env steps and log it
     (eval/* in TensorBoard and W&B, one line per evaluation in <run>/evals.jsonl); 0: never."""
     rollout_threads: int = 1
-    """Torch threads while collecting rollouts (the update uses all); see humanoid_prior/ppo.py."""
+    """Torch threads while collecting rollouts (the update uses all); see humanoid_prior/algorithms/ppo.py."""
     init_from: str | None = None
     """A teacher run directory to start from (its newest checkpoint), e.g. the flat teacher for the rough
-    one: weights, normaliser, learning rate and step count carry over (`humanoid_prior.warm_start`)."""
+    one: weights, normaliser, learning rate and step count carry over (`runners.warm_start`)."""
 
     def __post_init__(self) -> None:
         """Check counts and the device (validation only)."""

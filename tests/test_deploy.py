@@ -26,10 +26,10 @@ from humanoid_prior.deploy.sim2sim import run_sim2sim
 from humanoid_prior.envs.batched_sim import SimCfg
 from humanoid_prior.envs.locomotion import LocomotionEnv
 from humanoid_prior.envs.sb3_vec_env import LocomotionVecEnv
-from humanoid_prior.policy_io import LoadedPolicy, load_policy
-from humanoid_prior.student import teacher_config, train_student
-from humanoid_prior.student_env import StudentVecEnv
-from humanoid_prior.teacher import train_teacher
+from humanoid_prior.runners.student import teacher_config, train_student
+from humanoid_prior.runners.student_env import StudentVecEnv
+from humanoid_prior.runners.teacher import train_teacher
+from humanoid_prior.runs.policy_io import LoadedPolicy, load_policy
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -12,8 +12,8 @@ from humanoid_prior.deploy.export import export_policy
 from humanoid_prior.deploy.sim2sim import run_sim2sim
 from humanoid_prior.envs.model_builder import build_model
 from humanoid_prior.envs.robots import load_robot_file
-from humanoid_prior.policy_io import load_policy
 from humanoid_prior.robot_check import drop_test
+from humanoid_prior.runs.policy_io import load_policy
 
 REPO = Path(__file__).resolve().parents[1]
 APOLLO = REPO / "examples" / "apptronik_apollo.yaml"

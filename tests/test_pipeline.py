@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from humanoid_prior import evaluation
-from humanoid_prior.checkpoint import list_checkpoints
 from humanoid_prior.evaluation import EvalCfg
-from humanoid_prior.pipeline import Pipeline, PipelineCfg, report, summary_text
+from humanoid_prior.runners.pipeline import Pipeline, PipelineCfg, report, summary_text
+from humanoid_prior.runs.checkpoint import list_checkpoints
 
 
 @pytest.mark.slow

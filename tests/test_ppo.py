@@ -12,8 +12,8 @@ import numpy as np
 import torch
 from stable_baselines3.common.vec_env import DummyVecEnv
 
-from humanoid_prior.checkpoint import list_checkpoints
-from humanoid_prior.ppo import PPO
+from humanoid_prior.algorithms.ppo import PPO
+from humanoid_prior.runs.checkpoint import list_checkpoints
 
 REPO = Path(__file__).resolve().parents[1]
 GAMMA, LAM, VALUE = 0.9, 0.8, 2.0

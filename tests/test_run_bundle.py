@@ -9,9 +9,9 @@ from pathlib import Path
 
 from test_teacher import REPO, tiny_cfg
 
-from humanoid_prior.checkpoint import list_checkpoints
-from humanoid_prior.policy_io import load_policy
-from humanoid_prior.teacher import train_teacher
+from humanoid_prior.runners.teacher import train_teacher
+from humanoid_prior.runs.checkpoint import list_checkpoints
+from humanoid_prior.runs.policy_io import load_policy
 
 
 def _bundle(*args: str) -> subprocess.CompletedProcess[str]:

@@ -17,8 +17,8 @@ import torch
 from conftest import Recorder
 from test_teacher import REPO, tiny_cfg
 
-from humanoid_prior.checkpoint import CheckpointError, list_checkpoints, load_checkpoint
-from humanoid_prior.teacher import train_teacher
+from humanoid_prior.runners.teacher import train_teacher
+from humanoid_prior.runs.checkpoint import CheckpointError, list_checkpoints, load_checkpoint
 
 
 def test_a_run_name_in_use_is_refused_and_the_old_run_survives(tmp_path: Path) -> None:
@@ -64,7 +64,7 @@ def test_resume_restores_the_weights_of_an_uninterrupted_run(tmp_path: Path) -> 
     Training after the resume differs from the uninterrupted run: the envs restart their episodes
     (the physics state is not checkpointed), as documented in docs/reliability.md.
     """
-    from humanoid_prior.training import TrainingSession
+    from humanoid_prior.runners.training import TrainingSession
 
     run_dir = train_teacher(tiny_cfg(tmp_path / "a", total_steps=64), use_wandb=False)
     reference = train_teacher(tiny_cfg(tmp_path / "b", total_steps=32), use_wandb=False)
@@ -187,7 +187,7 @@ def test_a_run_keeps_its_robot_file_by_content(tmp_path: Path, capsys: pytest.Ca
 
     from humanoid_prior.config import to_dict
     from humanoid_prior.envs.robots import get_robot, select_robot
-    from humanoid_prior.policy_io import load_policy
+    from humanoid_prior.runs.policy_io import load_policy
 
     original = get_robot("g1")
     user_file = tmp_path / "my_g1.yaml"

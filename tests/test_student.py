@@ -12,17 +12,17 @@ import numpy as np
 import pytest
 from stable_baselines3.common.vec_env import VecNormalize
 
-from humanoid_prior.checkpoint import list_checkpoints, load_checkpoint
 from humanoid_prior.config import PPOCfg, RunCfg, StudentCfg, TeacherDataCfg, g1_flat, student_preset
 from humanoid_prior.envs.batched_sim import SimCfg
 from humanoid_prior.envs.history import FrameHistory
 from humanoid_prior.envs.locomotion import LocomotionEnv
 from humanoid_prior.envs.sb3_vec_env import LocomotionVecEnv
 from humanoid_prior.envs.task_cfg import task_preset
-from humanoid_prior.policy_io import LoadedStudent, load_policy
-from humanoid_prior.student import teacher_config, train_student
-from humanoid_prior.student_env import StudentVecEnv
-from humanoid_prior.teacher import train_teacher
+from humanoid_prior.runners.student import teacher_config, train_student
+from humanoid_prior.runners.student_env import StudentVecEnv
+from humanoid_prior.runners.teacher import train_teacher
+from humanoid_prior.runs.checkpoint import list_checkpoints, load_checkpoint
+from humanoid_prior.runs.policy_io import LoadedStudent, load_policy
 
 REPO = Path(__file__).resolve().parents[1]
 

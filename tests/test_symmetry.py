@@ -10,12 +10,12 @@ import pytest
 from gymnasium import spaces
 from stable_baselines3.common.buffers import DictRolloutBuffer
 
+from humanoid_prior.algorithms.symmetry import Mirror, _point_mirror, joint_mirror, mirrored_buffer
 from humanoid_prior.envs.batched_sim import SimCfg
 from humanoid_prior.envs.locomotion import LocomotionEnv
 from humanoid_prior.envs.randomization import DomainRandCfg
 from humanoid_prior.envs.robots import get_robot
 from humanoid_prior.envs.task_cfg import ScanCfg, task_preset
-from humanoid_prior.symmetry import Mirror, _point_mirror, joint_mirror, mirrored_buffer
 
 
 def mirror_quat(q: np.ndarray) -> np.ndarray:
@@ -117,6 +117,6 @@ def test_mirrored_buffer_appends_the_mirror_image_with_equal_returns() -> None:
 
 
 def _signed(index: list[int], sign: list[float]):
-    from humanoid_prior.symmetry import SignedPermutation
+    from humanoid_prior.algorithms.symmetry import SignedPermutation
 
     return SignedPermutation(np.array(index), np.array(sign))

@@ -14,15 +14,15 @@ import torch
 from conftest import tiny_cfg, tiny_rough_task
 
 from humanoid_prior import evaluation
-from humanoid_prior.checkpoint import CheckpointError, list_checkpoints, load_checkpoint, save_checkpoint
+from humanoid_prior.algorithms.ppo import AdaptiveLR
 from humanoid_prior.config import PPOCfg, TeacherCfg, g1_flat, g1_rough, teacher_preset, to_dict
 from humanoid_prior.config_io import from_dict, with_overrides
 from humanoid_prior.envs.batched_sim import SimCfg
 from humanoid_prior.evaluation import EvalCfg, evaluate
-from humanoid_prior.policy_io import load_policy
-from humanoid_prior.ppo import AdaptiveLR
-from humanoid_prior.teacher import train_teacher
-from humanoid_prior.training import TrainingSession, learning_rate_schedule
+from humanoid_prior.runners.teacher import train_teacher
+from humanoid_prior.runners.training import TrainingSession, learning_rate_schedule
+from humanoid_prior.runs.checkpoint import CheckpointError, list_checkpoints, load_checkpoint, save_checkpoint
+from humanoid_prior.runs.policy_io import load_policy
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -18,15 +18,15 @@ import torch
 from conftest import Recorder
 from test_teacher import REPO, tiny_cfg
 
-from humanoid_prior.checkpoint import CheckpointError, list_checkpoints
 from humanoid_prior.config import PPOCfg, RunCfg
 from humanoid_prior.envs.batched_sim import BatchedSim, SimCfg
 from humanoid_prior.envs.model_builder import RobotModel, build_model
 from humanoid_prior.envs.randomization import DomainRandCfg, DomainRandomizer
 from humanoid_prior.envs.robots import RobotConfigError, get_robot
 from humanoid_prior.evaluation import protocol
-from humanoid_prior.policy_io import load_policy
-from humanoid_prior.teacher import train_teacher
+from humanoid_prior.runners.teacher import train_teacher
+from humanoid_prior.runs.checkpoint import CheckpointError, list_checkpoints
+from humanoid_prior.runs.policy_io import load_policy
 
 
 @pytest.mark.parametrize(
@@ -256,7 +256,7 @@ def test_the_robot_check_reports_time_up_and_catches_weak_gains(bad_input: Recor
 def test_a_run_config_from_before_terrain_name_was_derived_still_loads(tmp_path: Path) -> None:
     """Configs written until 2026-12-03 name `terrain_name` beside the task; it is the task's now."""
     from humanoid_prior.config import g1_flat, to_dict
-    from humanoid_prior.runs import load_run_config
+    from humanoid_prior.runs.run_dir import load_run_config
 
     old = {**to_dict(g1_flat()), "terrain_name": "flat"}
     (tmp_path / "config.json").write_text(json.dumps(old))
@@ -271,7 +271,7 @@ def test_a_run_config_from_before_terrain_name_was_derived_still_loads(tmp_path:
 def test_a_run_config_with_the_old_base_contact_flag_loads_as_named_terms(tmp_path: Path, flag: bool) -> None:
     """Configs written until 2026-12-03 switch the base-contact termination with `base_contact: bool`."""
     from humanoid_prior.config import g1_flat, to_dict
-    from humanoid_prior.runs import load_run_config
+    from humanoid_prior.runs.run_dir import load_run_config
 
     old = to_dict(g1_flat())
     old["task"]["terminations"] = {

@@ -12,10 +12,10 @@ import torch
 from conftest import tiny_cfg, tiny_rough_task
 
 from humanoid_prior.config import TeacherCfg
-from humanoid_prior.policy_io import load_policy
-from humanoid_prior.teacher import WARM_START, train_teacher
-from humanoid_prior.training import TrainingSession
-from humanoid_prior.warm_start import column_map, source_layout, warm_start
+from humanoid_prior.runners.teacher import WARM_START, train_teacher
+from humanoid_prior.runners.training import TrainingSession
+from humanoid_prior.runners.warm_start import column_map, source_layout, warm_start
+from humanoid_prior.runs.policy_io import load_policy
 
 
 def tiny_rough(tmp_path: Path, source: Path | None, name: str = "rough") -> TeacherCfg:

@@ -16,10 +16,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from humanoid_prior.checkpoint import atomic_write, latest_checkpoint, load_checkpoint
 from humanoid_prior.config import TeacherDataCfg
 from humanoid_prior.envs.locomotion import LocomotionEnv
-from humanoid_prior.policy_io import LoadedPolicy, load_policy
+from humanoid_prior.runs.checkpoint import atomic_write, latest_checkpoint, load_checkpoint
+from humanoid_prior.runs.policy_io import LoadedPolicy, load_policy
 
 
 @dataclass

@@ -16,7 +16,7 @@ from typing import Any
 
 import yaml
 
-from humanoid_prior.checkpoint import latest_checkpoint, list_checkpoints
+from humanoid_prior.runs.checkpoint import latest_checkpoint, list_checkpoints
 from humanoid_prior.config import TeacherCfg, from_saved, to_dict
 from humanoid_prior.envs.robots import RobotCfg, RobotConfigError, load_robot_file, resolve_mjcf
 

@@ -11,8 +11,8 @@
   early (KL spikes of 0.1-0.3 measured at a constant 5e-4) or too low late.
 * The update logs how many epochs ran (`train/epochs_done`) and whether `target_kl` cut it short
   (`train/early_stopped`); SB3 only prints that in verbose mode.
-* Optional left-right symmetry augmentation (`humanoid_prior.symmetry`): before SB3's own `train()`,
-  the rollout buffer is doubled with the mirrored transitions (see `mirrored_buffer`).
+* Optional left-right symmetry augmentation (`humanoid_prior.algorithms.symmetry`): before SB3's own
+  `train()`, the rollout buffer is doubled with the mirrored transitions (see `mirrored_buffer`).
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ import torch
 from stable_baselines3 import PPO as SB3PPO
 from stable_baselines3.common.buffers import DictRolloutBuffer
 
-from humanoid_prior.symmetry import Mirror, mirrored_buffer
+from humanoid_prior.algorithms.symmetry import Mirror, mirrored_buffer
 
 
 class AdaptiveLR:

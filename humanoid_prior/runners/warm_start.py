@@ -19,13 +19,13 @@ from typing import Any
 import numpy as np
 import torch
 
-from humanoid_prior.checkpoint import latest_checkpoint, load_checkpoint
 from humanoid_prior.config import TeacherCfg, from_saved
 from humanoid_prior.envs.locomotion import LocomotionEnv
 from humanoid_prior.envs.observations import TermSlice
 from humanoid_prior.envs.task_cfg import ScanCfg
 from humanoid_prior.normaliser import ObsNormaliser
-from humanoid_prior.training import TrainingSession
+from humanoid_prior.runners.training import TrainingSession
+from humanoid_prior.runs.checkpoint import latest_checkpoint, load_checkpoint
 
 FIRST_LAYERS = ("mlp_extractor.policy_net.0.weight", "mlp_extractor.value_net.0.weight")
 """The input layers of SB3's actor and critic MLPs: the only weights whose shape depends on the layout."""

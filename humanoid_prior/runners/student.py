@@ -25,28 +25,28 @@ import numpy as np
 import torch
 import torch.nn.functional as F  # noqa: N812
 
-from humanoid_prior.checkpoint import CheckpointError, latest_checkpoint, load_checkpoint
+from humanoid_prior.algorithms.ppo import PPO
 from humanoid_prior.config import StudentCfg, TeacherCfg, student_task
 from humanoid_prior.envs.sb3_vec_env import LocomotionVecEnv
 from humanoid_prior.policies.discriminator import MotionDiscriminator, gradient_penalty, lsgan_loss
 from humanoid_prior.policies.student_policy import StudentPolicy
-from humanoid_prior.policy_io import load_policy
-from humanoid_prior.ppo import PPO
-from humanoid_prior.runs import (
+from humanoid_prior.runners.student_env import StudentVecEnv
+from humanoid_prior.runners.teacher_data import load_or_record
+from humanoid_prior.runners.training import (
+    TrainingSession,
+    learning_rate_schedule,
+    run_session,
+    seed_everything,
+)
+from humanoid_prior.runs.checkpoint import CheckpointError, latest_checkpoint, load_checkpoint
+from humanoid_prior.runs.policy_io import load_policy
+from humanoid_prior.runs.run_dir import (
     STUDENT_KIND,
     TEACHER_KIND,
     load_run_config,
     new_run_dir,
     pin_robot,
     resume_point,
-)
-from humanoid_prior.student_env import StudentVecEnv
-from humanoid_prior.teacher_data import load_or_record
-from humanoid_prior.training import (
-    TrainingSession,
-    learning_rate_schedule,
-    run_session,
-    seed_everything,
 )
 
 

@@ -1,4 +1,4 @@
-"""Train the privileged teacher: SB3 PPO on the `privileged` group (see `humanoid_prior.training`)."""
+"""Train the privileged teacher: SB3 PPO on the `privileged` group (see `humanoid_prior.runners.training`)."""
 
 from __future__ import annotations
 
@@ -6,13 +6,13 @@ import json
 from pathlib import Path
 
 from humanoid_prior.config import TeacherCfg
-from humanoid_prior.runs import load_run_config, new_run_dir, pin_robot, resume_point
-from humanoid_prior.training import (
+from humanoid_prior.runners.training import (
     TrainingSession,
     run_session,
     seed_everything,
 )
-from humanoid_prior.warm_start import warm_start
+from humanoid_prior.runners.warm_start import warm_start
+from humanoid_prior.runs.run_dir import load_run_config, new_run_dir, pin_robot, resume_point
 
 WARM_START = "warm_start.json"
 """What a run started from another run (`--run.init-from`) carried over; kept in the run directory."""

@@ -20,7 +20,7 @@ from typing import Any, BinaryIO
 
 import torch
 
-FORMAT = "humanoid_prior.checkpoint/1"
+FORMAT = "humanoid_prior.runs.checkpoint/1"
 REQUIRED = ("format", "kind", "robot", "obs_sizes", "action_dim", "config", "policy", "num_timesteps")
 _NAME = re.compile(r"ckpt_(\d+)\.pt$")
 

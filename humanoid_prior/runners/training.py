@@ -3,7 +3,7 @@
 The env is `LocomotionVecEnv` (Dict observations) under SB3's `VecNormalize` (running observation
 normalisation, saved in every checkpoint). `TrainingSession` as it stands is the teacher's (SB3's
 `MultiInputPolicy` with a features extractor that reads the privileged group); the student's session
-(`humanoid_prior.student`) overrides how the env is wrapped, the model and the checkpoint payload.
+(`humanoid_prior.runners.student`) overrides how the env is wrapped, the model and the checkpoint payload.
 Everything else is SB3's own loop: this module adds the callbacks that log task metrics, save
 checkpoints, render videos and stop at a wall-clock limit, and `run_session` that drives a run.
 """
@@ -24,21 +24,21 @@ import torch
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.logger import CSVOutputFormat, Logger, TensorBoardOutputFormat
 
-from humanoid_prior.checkpoint import (
-    checkpoint_path,
-    load_checkpoint,
-    prune_checkpoints,
-    save_checkpoint,
-)
+from humanoid_prior.algorithms.ppo import PPO, AdaptiveLR
+from humanoid_prior.algorithms.symmetry import Mirror
 from humanoid_prior.config import PPOCfg, to_dict
 from humanoid_prior.envs.locomotion import LocomotionEnv
 from humanoid_prior.envs.sb3_vec_env import LocomotionVecEnv
 from humanoid_prior.monitoring import WandbRun, rollout_frames, write_run_metadata, write_video
 from humanoid_prior.normaliser import load_rms_state, rms_state, vec_normalize
 from humanoid_prior.policies.actor_critic import policy_kwargs
-from humanoid_prior.ppo import PPO, AdaptiveLR
-from humanoid_prior.runs import TEACHER_KIND
-from humanoid_prior.symmetry import Mirror
+from humanoid_prior.runs.checkpoint import (
+    checkpoint_path,
+    load_checkpoint,
+    prune_checkpoints,
+    save_checkpoint,
+)
+from humanoid_prior.runs.run_dir import TEACHER_KIND
 
 
 def learning_rate_schedule(ppo: PPOCfg) -> Any:

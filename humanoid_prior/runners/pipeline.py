@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from humanoid_prior.checkpoint import atomic_write
 from humanoid_prior.config import TeacherDataCfg, student_preset, teacher_preset
+from humanoid_prior.runs.checkpoint import atomic_write
 
 
 @dataclass(frozen=True)
@@ -99,7 +99,7 @@ class Pipeline:
                 "result": result,
             }
             if name in ("teacher", "student"):
-                from humanoid_prior.policy_io import load_policy
+                from humanoid_prior.runs.policy_io import load_policy
 
                 self.state["stages"][name]["env_steps"] = load_policy(Path(result)).num_timesteps
             self._save()
@@ -123,7 +123,7 @@ class Pipeline:
 
     def train_teacher(self) -> str:
         """The privileged teacher on the chosen terrain (resumes a stopped run)."""
-        from humanoid_prior.teacher import train_teacher
+        from humanoid_prior.runners.teacher import train_teacher
 
         cfg = teacher_preset(self.cfg.robot, self.cfg.terrain, num_envs=self.cfg.num_envs)
         cfg = dataclasses.replace(
@@ -135,15 +135,15 @@ class Pipeline:
 
     def record_teacher_data(self) -> str:
         """The teacher's motion transitions for the discriminator."""
-        from humanoid_prior.teacher_data import load_or_record
+        from humanoid_prior.runners.teacher_data import load_or_record
 
         data_cfg = TeacherDataCfg(transitions=self.cfg.teacher_data_transitions)
         return str(load_or_record(self.teacher_dir, data_cfg).path)
 
     def train_student(self) -> str:
         """The TMP student from the teacher (resumes a stopped run)."""
-        from humanoid_prior.student import teacher_config
-        from humanoid_prior.student import train_student as train
+        from humanoid_prior.runners.student import teacher_config
+        from humanoid_prior.runners.student import train_student as train
 
         cfg = student_preset(teacher_config(self.teacher_dir), str(self.teacher_dir), "tmp")
         cfg = dataclasses.replace(
@@ -158,7 +158,7 @@ class Pipeline:
         """The evaluation protocol on teacher and student; eval.json in each run directory."""
         from humanoid_prior.evaluation import evaluate
         from humanoid_prior.evaluation import protocol as eval_protocol
-        from humanoid_prior.policy_io import load_policy
+        from humanoid_prior.runs.policy_io import load_policy
 
         summaries = {}
         for name, run_dir in (("teacher", self.teacher_dir), ("student", self.student_dir)):

@@ -1,0 +1,1 @@
+"""The learning algorithms: PPO with a KL-adaptive rate, and left-right mirror augmentation."""
