@@ -3,7 +3,8 @@
 Training steps a 200 Hz model whose actuators are MuJoCo PD servos (computed in C, damping integrated
 implicitly). This backend compiles the same robot description with a 1 kHz physics step, turns every
 actuator into a plain torque motor and computes the PD law itself, in Python, at every 1 ms substep from
-the last command it was sent: tau = clip(kp (q* - q) - kd qdot, ±torque limit), as a motor driver does.
+the last command it was sent, as a motor driver does: tau = clip(tau_ff + kp (q* - q) + kd (qdot* - qdot),
+±torque limit).
 Optional uniform sensor noise, sensor latency (readings are that old) and actuation latency (commands
 take effect that late) make the gap wider. Ground is flat.
 
@@ -164,8 +165,13 @@ class MujocoRobot(Robot):
 
     def send(self, command: JointCommand) -> None:
         """Queue targets and gains (robot order); they act after `action_latency_s`."""
+
+        def copy(values: np.ndarray | None) -> np.ndarray | None:
+            return None if values is None else np.array(values, dtype=np.float64)
+
         cmd = JointCommand(np.array(command.target, dtype=np.float64), np.array(command.kp, dtype=np.float64),
-                           np.array(command.kd, dtype=np.float64))  # fmt: skip
+                           np.array(command.kd, dtype=np.float64), copy(command.target_vel),
+                           copy(command.torque))  # fmt: skip
         self._pending.append((float(self.data.time) + self.cfg.action_latency_s, cmd))
 
     def close(self) -> None:
@@ -224,7 +230,12 @@ class MujocoRobot(Robot):
         cmd = self._active
         if cmd is not None:
             q, qd = d.qpos[self._qadr], d.qvel[self._dadr]
-            tau = np.clip(cmd.kp * (cmd.target - q) - cmd.kd * qd, -self._torque_limit, self._torque_limit)
+            tau = cmd.kp * (cmd.target - q) - cmd.kd * qd
+            if cmd.target_vel is not None:
+                tau += cmd.kd * cmd.target_vel
+            if cmd.torque is not None:
+                tau += cmd.torque
+            tau = np.clip(tau, -self._torque_limit, self._torque_limit)
             d.ctrl[self._act] = tau
         else:
             d.ctrl[:] = 0.0
@@ -266,6 +277,10 @@ class MujocoRobot(Robot):
             "yaw_rate": float(d.sensordata[self._gyro][2]),
             "base_contact": bool(d.sensordata[self._base_contact][0] > 0),
         }
+
+    def joint_torques(self) -> np.ndarray:
+        """The torque each motor applies now (robot order, N m)."""
+        return np.array(self.data.ctrl[self._act])
 
     def full_state(self) -> np.ndarray:
         """The FULLPHYSICS state vector (for rendering)."""

@@ -36,7 +36,11 @@ class RobotState:
 
 @dataclass
 class JointCommand:
-    """PD targets for every joint, in the robot's joint order: tau = kp (target - q) - kd qdot."""
+    """PD targets for every joint, in the robot's joint order.
+
+    A motor driver applies tau = torque + kp (target - q) + kd (target_vel - qdot); the runtime sends no
+    feed-forward torque and zero target velocity, i.e. tau = kp (target - q) - kd qdot.
+    """
 
     target: np.ndarray
     """[J] joint angle targets (rad)."""
@@ -44,6 +48,12 @@ class JointCommand:
     """[J] stiffness (N m / rad)."""
     kd: np.ndarray
     """[J] damping (N m s / rad)."""
+    target_vel: np.ndarray | None = None
+    """[J] joint velocity targets (rad/s); None: 0."""
+    torque: np.ndarray | None = None
+    """[J] feed-forward torques (N m); None: 0."""
+    damping: bool = False
+    """The emergency stop's damping: a backend that holds joints the policy does not drive damps them too."""
 
 
 class Robot(ABC):

@@ -221,17 +221,17 @@ class Runtime:
         """Send the emergency stop's damping (its target, unused at kp = 0, is the last valid pose)."""
         target, kp, kd = self.safety.estop_targets(self._pose)
         try:
-            return self._send(target, kp, kd)
+            return self._send(target, kp, kd, damping=True)
         except Exception:  # the backend cannot send: say so, and keep the loop (and the stop) alive
             logger.exception("could not send the emergency stop's damping command")
             return target
 
-    def _send(self, target: np.ndarray, kp: np.ndarray, kd: np.ndarray) -> np.ndarray:
+    def _send(self, target: np.ndarray, kp: np.ndarray, kd: np.ndarray, damping: bool = False) -> np.ndarray:
         """Send policy-order targets and gains in the robot's order (other robot joints get zero gains)."""
         n = self._num_robot_joints
         out_t, out_kp, out_kd = self._send_target.copy(), np.zeros(n), np.zeros(n)
         out_t[self.index], out_kp[self.index], out_kd[self.index] = target, kp, kd
-        self.robot.send(JointCommand(out_t, out_kp, out_kd))
+        self.robot.send(JointCommand(out_t, out_kp, out_kd, damping=damping))
         return target
 
     # --- the loop -----------------------------------------------------------------------------------

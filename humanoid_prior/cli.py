@@ -12,6 +12,8 @@
     python train.py eval --run runs/<run>            # fixed evaluation protocol -> JSON
     python train.py export --run runs/<run>          # policy.pt, policy.onnx, deploy.json -> <run>/deploy
     python train.py deploy --policy runs/<run>/deploy --backend mujoco --command 0.5,0,0   # sim2sim
+    python train.py sim-g1 --policy runs/<run>/deploy   # a simulated G1 on DDS (domain 1, lo)
+    python train.py deploy --policy runs/<run>/deploy --backend unitree_g1 --network lo --domain-id 1
     python train.py pipeline [--budget 0.5]          # main job: teacher, data, student, eval, export
     python train.py play --run runs/<run>            # video of the trained policy
     python train.py robot --robot-file my_robot.yaml # compile a robot description and check it stands
@@ -239,14 +241,24 @@ def export(args: ExportArgs) -> None:
 
 @dataclass
 class DeployArgs:
-    """Run an exported policy through the robot runtime (sim2sim on the mujoco backend)."""
+    """Run an exported policy through the robot runtime: sim2sim (mujoco) or a Unitree G1 over DDS."""
 
     policy: Path
     """Export folder (with deploy.json, policy.pt, policy.onnx)."""
     backend: str = "mujoco"
-    """Robot backend; 'mujoco' (sim2sim at 1 kHz with PD computed in the loop) is the only one so far."""
+    """'mujoco' (sim2sim at 1 kHz with PD computed in the loop) or 'unitree_g1' (a G1, or `train.py sim-g1`,
+    over DDS; docs/unitree_g1.md)."""
     command: str = "0.5,0,0"
-    """Held command 'v_x,v_y,yaw_rate' (m/s, m/s, rad/s); clamped to the trained ranges."""
+    """Held command 'v_x,v_y,yaw_rate' (m/s, m/s, rad/s); clamped to the trained ranges. unitree_g1: used
+    with --operator held only."""
+    network: str | None = None
+    """unitree_g1: the network interface facing the robot ('lo' for the simulated G1)."""
+    domain_id: int = 0
+    """unitree_g1: DDS domain (a G1: 0; `train.py sim-g1`: 1)."""
+    operator: str = "remote"
+    """unitree_g1: where commands, arm and stop come from: 'remote' (the G1's wireless remote: start
+    arms, select stops), 'keyboard' (w/s a/d q/e, space, Enter arms, x stops) or 'held' (--command,
+    armed at once)."""
     seconds: float = 10.0
     """Policy time after the soft start."""
     engine: str = "onnx"
@@ -271,8 +283,8 @@ def deploy(args: DeployArgs) -> None:
     from humanoid_prior.deploy.sim2sim import run_sim2sim
     from humanoid_prior.monitoring import write_video
 
-    if args.backend != "mujoco":
-        raise SystemExit(f"error: unknown backend '{args.backend}'; available: mujoco.")
+    if args.backend not in ("mujoco", "unitree_g1"):
+        raise SystemExit(f"error: unknown backend '{args.backend}'; available: mujoco, unitree_g1.")
     try:
         parts = [float(v) for v in args.command.split(",")]
     except ValueError:
@@ -285,12 +297,73 @@ def deploy(args: DeployArgs) -> None:
         real_time=args.real_time,
     )  # fmt: skip
     command = (parts[0], parts[1], parts[2])
+    if args.backend == "unitree_g1":
+        deploy_g1(args, command)
+        return
     result = run_sim2sim(args.policy, command, args.seconds, args.engine, sim, soft_start_s=args.soft_start_s,
                          video=args.video is not None)  # fmt: skip
     print(json.dumps(result.to_json(), indent=2))
     if args.video is not None:
         fps = round(1e3 / result.loop["period_ms"])
         print(f"written: {write_video(result.frames, args.video, fps=fps)}")
+
+
+def deploy_g1(args: DeployArgs, command: tuple[float, float, float]) -> None:
+    """The policy on a Unitree G1 (or the simulated one) over DDS: damped until armed, then soft start."""
+    from humanoid_prior.deploy.hardware_session import HeldCommand, Operator, run_session
+    from humanoid_prior.deploy.inference import load_engine
+    from humanoid_prior.deploy.manifest import Manifest
+    from humanoid_prior.deploy.operator import KeyboardOperator, RemoteOperator
+    from humanoid_prior.deploy.runtime import Runtime
+    from humanoid_prior.deploy.unitree_g1 import UnitreeG1Cfg, UnitreeG1Robot
+
+    manifest = Manifest.load(args.policy)
+    robot = UnitreeG1Robot(manifest, UnitreeG1Cfg(network=args.network, domain_id=args.domain_id))
+    operator: Operator
+    if args.operator == "remote":
+        operator = RemoteOperator(robot.remote, manifest.command_ranges)
+    elif args.operator == "keyboard":
+        operator = KeyboardOperator(manifest.command_ranges)
+    elif args.operator == "held":
+        operator = HeldCommand(command)
+    else:
+        raise SystemExit(f"error: unknown operator '{args.operator}'; available: remote, keyboard, held.")
+    try:
+        safety = manifest.safety if args.soft_start_s is None else dataclasses.replace(
+            manifest.safety, soft_start_s=args.soft_start_s)  # fmt: skip
+        runtime = Runtime(manifest, load_engine(args.policy, args.engine, manifest.policy_files), robot,
+                          safety=safety)  # fmt: skip
+        print(f"connected: damping until armed ({args.operator}); stop: select / x / Ctrl-C", flush=True)
+        stats = run_session(runtime, robot, operator, safety.soft_start_s + args.seconds)
+    except TimeoutError as exc:
+        raise SystemExit(f"error: {exc}") from None
+    finally:
+        robot.close()
+    print(json.dumps(stats.summary(), indent=2))
+
+
+@dataclass
+class SimG1Args:
+    """A simulated Unitree G1 on DDS (1 kHz MuJoCo, motor-driver PD from rt/lowcmd, rt/lowstate at 500 Hz)."""
+
+    policy: Path
+    """An export folder: its manifest's robot description is the robot simulated."""
+    network: str = "lo"
+    """Interface to publish on."""
+    domain_id: int = 1
+    """DDS domain (1, as Unitree's simulator, so it never meets a robot on domain 0)."""
+    seconds: float = 3600.0
+    """Stop after this long (or on Ctrl-C / SIGTERM)."""
+    stats: Path | None = None
+    """Write what happened (commands, CRC rejects, distance, falls, end-to-end latency) here as JSON."""
+
+
+def sim_g1(args: SimG1Args) -> None:
+    """Serve the simulated G1 until stopped."""
+    from humanoid_prior.deploy.unitree_g1_sim import SimulatedG1Cfg, serve
+
+    cfg = SimulatedG1Cfg(network=args.network, domain_id=args.domain_id)
+    print(json.dumps(serve(args.policy, args.seconds, cfg, args.stats), indent=2))
 
 
 def pipeline(argv: list[str]) -> None:
@@ -319,6 +392,7 @@ COMMANDS: dict[str, Callable[[list[str]], object]] = {
     "pipeline": pipeline,
     "export": lambda argv: export(tyro.cli(ExportArgs, args=argv, prog="train.py export")),
     "deploy": lambda argv: deploy(tyro.cli(DeployArgs, args=argv, prog="train.py deploy")),
+    "sim-g1": lambda argv: sim_g1(tyro.cli(SimG1Args, args=argv, prog="train.py sim-g1")),
     "robot": lambda argv: print(run_robot_check(tyro.cli(RobotCheckArgs, args=argv, prog="train.py robot"))),
 }
 """Each command's handler, given the arguments after the command's name."""
