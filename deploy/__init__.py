@@ -5,6 +5,9 @@
 * `runtime`: the control loop (`Runtime`) over a `robot.Robot`: `observation` (the env's observation
   code on robot states), `inference` (TorchScript or ONNX Runtime), `safety`.
 * `mujoco_robot`: the sim2sim backend; `sim2sim`: an episode on it with tracking metrics.
+* `unitree_g1`: a Unitree G1 over DDS (`unitree_hg`: its messages and CRC); `unitree_g1_sim`: a simulated
+  G1 speaking the same topics; `hardware_session`: damping until armed, then the runtime;
+  `operator`: commands from the G1's remote or a keyboard.
 
-See docs/deploy.md.
+See docs/deploy.md and docs/unitree_g1.md.
 """

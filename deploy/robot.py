@@ -1,10 +1,10 @@
 """The `Robot` interface the runtime drives: read a state, send joint targets with gains, keep time.
 
-A backend is one module implementing `Robot`: `humanoid_prior.deploy.mujoco_robot` (sim2sim) is the
-only one here; a robot SDK backend implements the same five members (joint names, clock, wait, read,
-send) on top of the SDK's state and command messages. Arrays are in the robot's own joint order
-(`joint_names`); the runtime maps them onto the policy's order by name, so a robot whose SDK lists its
-motors in another order needs no reordering code of its own.
+A backend is one module implementing `Robot`: `humanoid_prior.deploy.mujoco_robot` (sim2sim) and
+`humanoid_prior.deploy.unitree_g1` (a G1 over DDS) here; another robot's backend implements the same
+five members (joint names, clock, wait, read, send) on top of its SDK's state and command messages.
+Arrays are in the robot's own joint order (`joint_names`); the runtime maps them onto the policy's order
+by name, so a robot whose SDK lists its motors in another order needs no reordering code of its own.
 """
 
 from __future__ import annotations

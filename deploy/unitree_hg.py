@@ -85,6 +85,18 @@ _LOWCMD_CDR = struct.Struct("<2B" + "Bx5fI" + "B3x5fI" * (NUM_MOTORS - 1) + "5I"
 _LOWSTATE_CDR = struct.Struct("<2I2B2xI13fh" + "Bx4f2hf7I" + "B3x4f2hf7I" * (NUM_MOTORS - 1) + "40B5I")
 
 
+def _serialize(msg: idl.IdlStruct, layout: struct.Struct, values: list[float | int], *args: object) -> bytes:
+    """XCDR1 little-endian bytes with header through `layout`; any other encoding asked: cyclonedds' own."""
+    if any(a is not None and a is not False for a in args):
+        return idl.IdlStruct.serialize(msg, *args)  # type: ignore[arg-type]
+    return _CDR_HEADER + layout.pack(*values)
+
+
+def _standard(data: bytes, has_header: bool, use_version_2: bool | None) -> bool:
+    """Bytes this module's layouts read (else cyclonedds' own deserializer does)."""
+    return has_header and not use_version_2 and data[:4] == _CDR_HEADER
+
+
 @dataclass
 @annotate.final
 @annotate.autoid("sequential")
@@ -99,20 +111,19 @@ class LowCmd_(idl.IdlStruct, typename="unitree_hg.msg.dds_.LowCmd_"):  # noqa: N
 
     def serialize(self, buffer=None, endianness=None, use_version_2=None) -> bytes:  # type: ignore[no-untyped-def]
         """CDR bytes with header, as cyclonedds' serializer writes them (XCDR1, little-endian)."""
-        if buffer is not None or endianness is not None or use_version_2:
-            return super().serialize(buffer, endianness, use_version_2)
         values: list[float | int] = [self.mode_pr, self.mode_machine]
         for m in self.motor_cmd:
             values += (m.mode, m.q, m.dq, m.tau, m.kp, m.kd, m.reserve)
-        return _CDR_HEADER + _LOWCMD_CDR.pack(*values, *self.reserve, self.crc)
+        values += (*self.reserve, self.crc)
+        return _serialize(self, _LOWCMD_CDR, values, buffer, endianness, use_version_2)
 
     @classmethod
     def deserialize(
         cls, data: bytes, has_header: bool = True, use_version_2: bool | None = None
     ) -> "LowCmd_":
         """The message from CDR bytes (see `serialize`)."""
-        if not has_header or use_version_2 or data[:4] != _CDR_HEADER:
-            return super().deserialize(data, has_header, use_version_2)
+        if not _standard(data, has_header, use_version_2):
+            return cls.__idl__.deserialize(data, has_header=has_header, use_version_2=use_version_2)
         v = _LOWCMD_CDR.unpack_from(data, 4)
         motors = [MotorCmd_(*v[i : i + 7]) for i in range(2, 2 + 7 * NUM_MOTORS, 7)]
         return cls(v[0], v[1], motors, list(v[-5:-1]), v[-1])
@@ -136,17 +147,15 @@ class LowState_(idl.IdlStruct, typename="unitree_hg.msg.dds_.LowState_"):  # noq
 
     def serialize(self, buffer=None, endianness=None, use_version_2=None) -> bytes:  # type: ignore[no-untyped-def]
         """CDR bytes with header, as cyclonedds' serializer writes them (XCDR1, little-endian)."""
-        if buffer is not None or endianness is not None or use_version_2:
-            return super().serialize(buffer, endianness, use_version_2)
-        return _CDR_HEADER + _LOWSTATE_CDR.pack(*_state_values(self))
+        return _serialize(self, _LOWSTATE_CDR, _state_values(self), buffer, endianness, use_version_2)
 
     @classmethod
     def deserialize(
         cls, data: bytes, has_header: bool = True, use_version_2: bool | None = None
     ) -> "LowState_":
         """The message from CDR bytes (see `serialize`)."""
-        if not has_header or use_version_2 or data[:4] != _CDR_HEADER:
-            return super().deserialize(data, has_header, use_version_2)
+        if not _standard(data, has_header, use_version_2):
+            return cls.__idl__.deserialize(data, has_header=has_header, use_version_2=use_version_2)
         v = _LOWSTATE_CDR.unpack_from(data, 4)
         imu = IMUState_(list(v[5:9]), list(v[9:12]), list(v[12:15]), list(v[15:18]), v[18])
         motors = []

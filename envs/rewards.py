@@ -8,7 +8,6 @@ so weights are "per second" and do not depend on the control rate). Terms are re
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -16,6 +15,8 @@ import numpy as np
 import numpy.typing as npt
 
 from humanoid_prior.envs.task_state import TaskState
+
+from .term_names import check_term_names
 
 _SMALL_COMMAND = 0.1  # m/s (or rad/s): below this norm a command counts as "stand still"
 
@@ -310,13 +311,7 @@ class RewardCfg:
     """Clip each step's total reward at 0 from below (legged_gym's option)."""
 
     def __post_init__(self) -> None:
-        for name in self.weights:
-            if name not in REWARD_TERMS:
-                close = difflib.get_close_matches(name, REWARD_TERMS, n=1)
-                hint = f"did you mean {close[0]!r}? " if close else ""
-                raise ValueError(
-                    f"unknown reward term {name!r}; {hint}known terms: {', '.join(REWARD_TERMS)}"
-                )
+        check_term_names("reward", self.weights, REWARD_TERMS)
 
 
 class RewardManager:

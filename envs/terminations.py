@@ -8,13 +8,13 @@ the curriculum does not count them as falls (mjlab's ``TerminationTermCfg(time_o
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 
 from .task_state import TaskState
+from .term_names import check_term_names
 
 DEFAULT_TERMS = ("base_contact", "tilt", "base_height", "diverged", "time_out")
 
@@ -31,13 +31,7 @@ class TerminationCfg:
     """"base_height": base closer to the terrain than this fraction of the robot's nominal height."""
 
     def __post_init__(self) -> None:
-        for name in self.terms:
-            if name not in TERMINATION_TERMS:
-                close = difflib.get_close_matches(name, TERMINATION_TERMS, n=1)
-                hint = f"did you mean {close[0]!r}? " if close else ""
-                raise ValueError(
-                    f"unknown termination term {name!r}; {hint}known terms: {', '.join(TERMINATION_TERMS)}"
-                )
+        check_term_names("termination", self.terms, TERMINATION_TERMS)
         if "diverged" not in self.terms:
             raise ValueError(
                 "termination terms must include 'diverged': an env whose simulation diverged has to be reset."

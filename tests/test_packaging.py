@@ -60,12 +60,14 @@ def test_wheel_installs_namespaced_packages(tmp_path: Path) -> None:
 
 def test_the_robot_runtime_imports_neither_the_simulator_nor_the_trainer() -> None:
     """On a robot's computer the runtime needs numpy and an inference engine: importing the control loop,
-    its observation builder and the manifest must not load MuJoCo, stable-baselines3 or gymnasium."""
+    its observation builder, the manifest and the G1 backend must not load MuJoCo, stable-baselines3,
+    gymnasium or torch."""
     heavy = ("mujoco", "stable_baselines3", "gymnasium", "torch")
     probe = (
         "import sys\n"
         "import humanoid_prior.deploy.manifest, humanoid_prior.deploy.observation\n"
-        "import humanoid_prior.deploy.runtime\n"
+        "import humanoid_prior.deploy.runtime, humanoid_prior.deploy.unitree_g1\n"
+        "import humanoid_prior.deploy.hardware_session, humanoid_prior.deploy.operator\n"
         f"print(sorted(m for m in {heavy!r} if m in sys.modules))\n"
     )
     out = subprocess.run([sys.executable, "-c", probe], check=True, capture_output=True, text=True).stdout
