@@ -89,9 +89,9 @@ class SimulatedG1:
     def _apply(self) -> None:
         """Hand the newest command to the motor drivers (the model's joints)."""
         with self._lock:
-            msg = self._command
+            msg, self._command = self._command, None
         if msg is None:
-            return
+            return  # no new command: the drivers hold the last one
         m = [msg.motor_cmd[i] for i in self.motors]
         kp = np.array([c.kp if c.mode == 1 else 0.0 for c in m])
         kd = np.array([c.kd if c.mode == 1 else 0.0 for c in m])
@@ -148,15 +148,18 @@ class SimulatedG1:
     def run(self, seconds: float, stop: threading.Event | None = None) -> dict[str, Any]:
         """Simulate and publish for `seconds` (or until `stop` is set); returns `summary()`."""
         stop = stop or threading.Event()
-        period = self.cfg.state_period_s
+        dt = self.sim.cfg.physics_dt
+        per_state = max(1, round(self.cfg.state_period_s / dt))
         t = self.sim.now()
         end = t + seconds
+        step = 0
         while t < end and not stop.is_set():
-            t += period
-            # Apply the newest command before each state period's physics steps (the drivers' view).
-            self._apply()
+            t += dt
+            step += 1
+            self._apply()  # the drivers act on the newest command from the next physics step on
             self.sim.wait_until(t)
-            self._publish()
+            if step % per_state == 0:
+                self._publish()
         return self.summary()
 
     def summary(self) -> dict[str, Any]:
