@@ -39,3 +39,18 @@ def test_an_unpacked_bundle_resumes_from_the_newest_checkpoint(tmp_path: Path) -
     assert newest.num_timesteps == 128 and newest.checkpoint.name == "ckpt_0000004.pt", "it continues"
     again = _bundle("unpack", str(archive), "--runs", str(elsewhere))
     assert again.returncode != 0 and "exists already" in again.stderr
+
+
+def test_the_committed_rough_teacher_bundle_still_loads(tmp_path: Path) -> None:
+    """The resume bundle in benchmarks/resume was written by an earlier version: it must stay loadable."""
+    import tarfile
+
+    from humanoid_prior.runs.checkpoint import latest_checkpoint, load_checkpoint
+    from humanoid_prior.runs.run_dir import load_run_config
+
+    with tarfile.open(REPO / "benchmarks" / "resume" / "bench_teacher_g1_rough_s0.tar.gz") as tar:
+        tar.extractall(tmp_path, filter="data")
+    (run,) = [p.parent for p in tmp_path.rglob("config.json")]
+    data = load_checkpoint(latest_checkpoint(run / "checkpoints"), kind="teacher", robot="g1")
+    assert data["num_timesteps"] > 15_000_000
+    assert load_run_config(run).task.terrain is not None

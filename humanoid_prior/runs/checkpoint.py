@@ -20,7 +20,7 @@ from typing import Any, BinaryIO
 
 import torch
 
-FORMAT = "humanoid_prior.runs.checkpoint/1"
+FORMAT = "humanoid_prior.checkpoint/1"  # a file format's name (not a module path: it stays when modules move)
 REQUIRED = ("format", "kind", "robot", "obs_sizes", "action_dim", "config", "policy", "num_timesteps")
 _NAME = re.compile(r"ckpt_(\d+)\.pt$")
 
