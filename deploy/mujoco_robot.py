@@ -139,6 +139,7 @@ class MujocoRobot(Robot):
             delay = t - self.now()
             if delay > 0:
                 time.sleep(delay)
+            self._wall_offset = self.now() - float(self.data.time)
 
     def read_state(self) -> RobotState:
         """The reading `sensor_latency_s` old, with noise."""
@@ -200,6 +201,7 @@ class MujocoRobot(Robot):
         )
         self._record()
         self._wall0 = time.perf_counter()
+        self._wall_offset = 0.0
 
     def load_state(self, full_state: np.ndarray, sensordata: np.ndarray | None = None) -> None:
         """Jump to a FULLPHYSICS state (e.g. a training env's), optionally with that state's sensor readings.
@@ -216,7 +218,9 @@ class MujocoRobot(Robot):
 
     def _clock_of(self, sim_time: float) -> float:
         """A simulated time on the clock `now` reads (wall clock in real-time mode)."""
-        return sim_time + (self.now() - float(self.data.time) if self.cfg.real_time else 0.0)
+        # Real time: wall minus simulated time as of the last `wait_until`, so a reading is never stamped
+        # later than a clock read after it (the runtime rejects a state from the future).
+        return sim_time + (self._wall_offset if self.cfg.real_time else 0.0)
 
     def _record(self) -> None:
         d = self.data
