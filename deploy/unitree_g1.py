@@ -127,7 +127,9 @@ class DdsNode:
         from cyclonedds.sub import DataReader
         from cyclonedds.topic import Topic
 
-        def on_data_available(reader: DataReader) -> None:
+        def on_data_available(reader: DataReader | None) -> None:
+            if reader is None:  # a callback racing the reader's deletion at shutdown
+                return
             for sample in reader.take(N=8):
                 if isinstance(sample, kind):  # skips InvalidSample (a writer that went away)
                     on_sample(sample)  # type: ignore[operator]
