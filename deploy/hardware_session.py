@@ -55,7 +55,7 @@ def run_session(
     deadline = t + arm_timeout_s
     while True:
         robot.wait_until(t)
-        robot.damp()
+        runtime.send_damping()
         op = operator.poll()
         if op.stop:
             runtime.safety.trip("operator stop before arming", robot.now())

@@ -217,6 +217,10 @@ class Runtime:
         self.stats.policy_steps += 1
         return self.default + m.action_scale * self.last_action
 
+    def send_damping(self) -> np.ndarray:
+        """Damping on every joint now (before arming), the same command the emergency stop sends."""
+        return self._damp()
+
     def _damp(self) -> np.ndarray:
         """Send the emergency stop's damping (its target, unused at kp = 0, is the last valid pose)."""
         target, kp, kd = self.safety.estop_targets(self._pose)

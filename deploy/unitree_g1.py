@@ -168,7 +168,6 @@ class UnitreeG1Robot(Robot):
         self.hold_kp = np.array([HOLD_GAINS.get(G1_MOTOR_JOINTS[i], (0.0, 0.0))[0] for i in held])
         self.hold_kd = np.array([HOLD_GAINS.get(G1_MOTOR_JOINTS[i], (0.0, 0.0))[1] for i in held])
         self.hold_pose = np.zeros(len(held))
-        self._policy_kd = manifest.array("kd") * manifest.safety.estop_kd_scale
         self._lock = threading.Condition()
         self._latest: Any = None  # LowState_ (its array fields are Any to mypy)
         self._arrival = float("nan")
@@ -298,13 +297,6 @@ class UnitreeG1Robot(Robot):
         self._answered_tick = 0
         msg: Any = LowCmd_(0, mode_machine, motors, reserve, 0)  # type: ignore[arg-type]
         self._writer.write(seal(msg))  # type: ignore[attr-defined]
-
-    def damp(self) -> None:
-        """Damping on every motor: kp 0; the policy's motors at their manifest kd, the others at theirs."""
-        n = len(G1_MOTOR_JOINTS)
-        kd = np.zeros(n)
-        kd[self.policy_motors] = self._policy_kd
-        self.send(JointCommand(np.zeros(n), np.zeros(n), kd, damping=True))
 
     def close(self) -> None:
         """Leave the DDS domain."""

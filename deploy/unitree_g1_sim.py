@@ -30,7 +30,7 @@ from humanoid_prior.envs.frames import quat_rotate_inverse
 from .manifest import Manifest
 from .mujoco_robot import MujocoRobot, SimRobotCfg
 from .robot import JointCommand
-from .unitree_g1 import G1_29DOF_MODE_MACHINE, G1_MOTOR_JOINTS, DdsNode, motor_map
+from .unitree_g1 import G1_29DOF_MODE_MACHINE, DdsNode, motor_map
 from .unitree_hg import LOWCMD_TOPIC, LOWSTATE_TOPIC, LowCmd_, LowState_, crc_ok, seal, zero_low_state
 
 _GRAVITY = np.array([[0.0, 0.0, 9.81]])
@@ -236,6 +236,3 @@ def serve(manifest_dir: Path, seconds: float, cfg: SimulatedG1Cfg, stats_path: P
     if stats_path is not None:
         stats_path.write_text(json.dumps(summary, indent=2) + "\n")
     return summary
-
-
-__all__ = ["G1_MOTOR_JOINTS", "SimulatedG1", "SimulatedG1Cfg", "serve"]
