@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from humanoid_prior.envs.frames import quat_rotate_inverse
+from humanoid_prior.envs.frames import gravity_z_in_base
 
 from .inference import PolicyEngine
 from .manifest import Manifest, SafetyCfg
@@ -34,7 +34,6 @@ from .safety import SafetyCounters, SafetyLayer
 from .validation import InvalidInputError, check_command, check_state
 
 logger = logging.getLogger(__name__)
-_DOWN = np.array([[0.0, 0.0, -1.0]])
 
 
 def joint_mapping(manifest: Manifest, robot_joints: tuple[str, ...]) -> np.ndarray:
@@ -176,7 +175,7 @@ class Runtime:
         self._pose = state.joint_pos
         if self.safety.stopped:
             return self._damp()
-        gravity_z = float(quat_rotate_inverse(state.base_quat[None], _DOWN)[0, 2])
+        gravity_z = gravity_z_in_base(state.base_quat)
         reason = self.safety.check_state(state, now, gravity_z)
         if reason is not None:
             self.safety.trip(reason, now)

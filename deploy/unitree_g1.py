@@ -34,12 +34,10 @@ from .robot import JointCommand, Robot, RobotState
 from .unitree_hg import (
     LOWCMD_TOPIC,
     LOWSTATE_TOPIC,
-    NUM_MOTORS,
     LowCmd_,
+    LowCmdEncoder,
     LowState_,
-    MotorCmd_,
     crc_ok,
-    seal,
 )
 from .validation import InvalidInputError
 
@@ -175,6 +173,8 @@ class UnitreeG1Robot(Robot):
         self._crc_errors = 0
         self._crc_error_seen = False
         self._answered_tick = 0
+        self._encoder = LowCmdEncoder(len(G1_MOTOR_JOINTS))
+        self._motor_mode = np.ones(len(G1_MOTOR_JOINTS))  # enabled; the six unused slots stay 0
         self.node = DdsNode(cfg.domain_id, cfg.network)
         self._writer = self.node.writer(LOWCMD_TOPIC, LowCmd_)
         self._reader = self.node.reader(LOWSTATE_TOPIC, LowState_, self._on_state)
@@ -287,16 +287,11 @@ class UnitreeG1Robot(Robot):
         kd[h] = self.hold_kd
         with self._lock:
             mode_machine = int(self._latest.mode_machine) if self._latest is not None else 0
-        motors = [
-            MotorCmd_(1, float(target[i]), 0.0, 0.0, float(kp[i]), float(kd[i]), 0)
-            for i in range(len(G1_MOTOR_JOINTS))
-        ]
-        motors += [MotorCmd_(0, 0.0, 0.0, 0.0, 0.0, 0.0, 0) for _ in range(NUM_MOTORS - len(motors))]
         # Only a command computed from a state answers it (damping before arming answers none: 0).
-        reserve = [self._answered_tick if self.cfg.echo_state_tick else 0, 0, 0, 0]
+        reserve = (self._answered_tick if self.cfg.echo_state_tick else 0, 0, 0, 0)
         self._answered_tick = 0
-        msg: Any = LowCmd_(0, mode_machine, motors, reserve, 0)  # type: ignore[arg-type]
-        self._writer.write(seal(msg))  # type: ignore[attr-defined]
+        msg = self._encoder.encode(mode_machine, self._motor_mode, target, kp, kd, reserve)
+        self._writer.write(msg)  # type: ignore[attr-defined]
 
     def close(self) -> None:
         """Leave the DDS domain."""

@@ -131,13 +131,13 @@ class SimulatedG1:
                 float(reading.joint_vel[j]),
                 float(tau[j]),
             )
-        sent = time.monotonic()
+        seal(s)  # the robot's firmware seals in microseconds: latency counts from the write
         with self._lock:
-            self._published[s.tick] = sent
+            self._published[s.tick] = time.monotonic()
             if len(self._published) > 2000:
                 for old in sorted(self._published)[:1000]:
                     del self._published[old]
-        self._writer.write(seal(s))  # type: ignore[attr-defined]
+        self._writer.write(s)  # type: ignore[attr-defined]
         self.stats["states"] += 1
         if self.stats["states"] % 10 == 0:
             truth = sim.truth()

@@ -11,6 +11,8 @@ a rejected command (the last valid one holds).
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from .robot import RobotState
@@ -54,15 +56,21 @@ def check_state(raw: RobotState, num_joints: int, now: float) -> RobotState:
     stamp = _finite_scalar(raw.time, "time")
     if stamp > now + CLOCK_TOLERANCE_S:
         raise InvalidInputError(f"state time {stamp:.6f} s is {stamp - now:.6f} s ahead of the robot clock")
+    joint_pos, joint_vel = _as_float(raw.joint_pos, "joint_pos"), _as_float(raw.joint_vel, "joint_vel")
+    gyro, quat = _as_float(raw.base_ang_vel, "base_ang_vel"), _as_float(raw.base_quat, "base_quat")
+    readings = (joint_pos, joint_vel, gyro, quat)
+    expected = ((num_joints,), (num_joints,), (3,), (4,))
+    # One finite-and-plausible test over all readings (NaN fails `<=`): this runs every control tick, and
+    # each numpy call costs microseconds on a robot's computer. A failure is named reading by reading.
+    if tuple(r.shape for r in readings) != expected or not (
+        float(np.abs(np.concatenate(readings)).max()) <= MAX_ABS_READING
+    ):
+        for name, value, shape in zip(_READINGS, readings, expected, strict=True):
+            _reading(value, name, shape)
     state = RobotState(
-        time=stamp,
-        joint_pos=_reading(raw.joint_pos, "joint_pos", (num_joints,)),
-        joint_vel=_reading(raw.joint_vel, "joint_vel", (num_joints,)),
-        base_ang_vel=_reading(raw.base_ang_vel, "base_ang_vel", (3,)),
-        base_quat=_reading(raw.base_quat, "base_quat", (4,)),
-        extras={},
+        time=stamp, joint_pos=joint_pos, joint_vel=joint_vel, base_ang_vel=gyro, base_quat=quat, extras={}
     )
-    norm = float(np.linalg.norm(state.base_quat))
+    norm = math.sqrt(float(quat @ quat))
     if abs(norm - 1.0) > QUAT_NORM_TOLERANCE:
         raise InvalidInputError(f"base_quat has norm {norm:.3f}, not 1 ± {QUAT_NORM_TOLERANCE}")
     state.base_quat /= norm
@@ -89,6 +97,9 @@ def _finite_scalar(value: object, name: str) -> float:
     if not np.isfinite(array):
         raise InvalidInputError(f"state {name} is {float(array)}, not a finite time")
     return float(array)
+
+
+_READINGS = ("joint_pos", "joint_vel", "base_ang_vel", "base_quat")
 
 
 def _reading(value: object, name: str, shape: tuple[int, ...]) -> np.ndarray:

@@ -23,6 +23,17 @@ def quat_rotate_inverse(quat: np.ndarray, vec: np.ndarray) -> np.ndarray:
     return vec * (2.0 * w * w - 1.0) - 2.0 * w * cross + 2.0 * quat[:, 1:] * dot
 
 
+def gravity_z_in_base(quat: np.ndarray) -> float:
+    """The z component of gravity's direction (0, 0, -1) in the base frame of one unit quaternion (4,).
+
+    -1 upright, 0 lying on its side: `quat_rotate_inverse`'s z row for that vector, 2 (x² + y²) - 1,
+    as scalar arithmetic (a control tick checks the tilt every period; the batched form costs ~20 numpy
+    calls).
+    """
+    _, x, y, _ = (float(v) for v in quat)
+    return 2.0 * (x * x + y * y) - 1.0
+
+
 def yaw_of(quat: np.ndarray) -> np.ndarray:
     """Heading (rad) of each unit quaternion (N, 4; w, x, y, z): the rotation about world z."""
     w, x, y, z = quat[:, 0], quat[:, 1], quat[:, 2], quat[:, 3]

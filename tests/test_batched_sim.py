@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from humanoid_prior.envs.batched_sim import BatchedSim, SimCfg
-from humanoid_prior.envs.frames import quat_rotate_inverse
+from humanoid_prior.envs.frames import gravity_z_in_base, quat_rotate_inverse
 from humanoid_prior.envs.model_builder import RobotModel, build_model
 from humanoid_prior.envs.robots import get_robot
 from humanoid_prior.envs.terrain import TerrainCfg, generate_terrain
@@ -140,6 +140,10 @@ def test_quat_rotate_inverse_matches_mujoco() -> None:
         mujoco.mju_negQuat(neg, quat[i])
         mujoco.mju_rotVecQuat(expected[i], vec[i], neg)
     np.testing.assert_allclose(quat_rotate_inverse(quat, vec), expected, atol=1e-12)
+    # The runtime's per-tick tilt check uses the scalar form of the same rotation's z row.
+    down = quat_rotate_inverse(quat, np.tile([0.0, 0.0, -1.0], (20, 1)))[:, 2]
+    np.testing.assert_allclose([gravity_z_in_base(q) for q in quat], down, atol=1e-12)
+    assert gravity_z_in_base(np.array([1.0, 0.0, 0.0, 0.0])) == -1.0
 
 
 def test_terrain_heightfield_is_where_the_height_query_says() -> None:

@@ -36,6 +36,7 @@ from humanoid_prior.deploy.unitree_hg import (
     LOWCMD_TOPIC,
     LOWSTATE_TOPIC,
     LowCmd_,
+    LowCmdEncoder,
     LowState_,
     crc_of,
     crc_ok,
@@ -121,6 +122,12 @@ def test_dds_messages_round_trip_with_the_crc_unitree_computes() -> None:
     from cyclonedds.idl import IdlStruct
 
     assert cmd.serialize() == IdlStruct.serialize(cmd) and LowCmd_.deserialize(cmd.serialize()) == cmd
+    # The backend's array encoder gives the same sealed bytes as the dataclass path.
+    q = np.array([m.q for m in cmd.motor_cmd[:29]])
+    encoded = LowCmdEncoder(29).encode(5, np.ones(29), q, np.full(29, 60.0), np.ones(29)).serialize()
+    assert encoded == IdlStruct.serialize(cmd)
+    with pytest.raises(ValueError, match="35 motor slots"):
+        LowCmdEncoder(36)
     state = standing_state(Manifest.load(STUDENT), tick=42)
     state.wireless_remote = bytes(range(40))
     seal(state)
