@@ -11,7 +11,8 @@ domain on one network interface and:
   when the runtime damps;
 * echoes `mode_machine` as the robot reports it, sends `mode_pr` 0 (joint-space ankle and waist) and
   motor mode 1 (enabled) on the 29 motors, 0 on the six unused slots, with the CRC;
-* timestamps every state when it arrives, so the runtime's stale-state check trips when the robot
+* takes the states in the control thread itself (no DDS listener calling Python 500 times a second),
+  stamps each with the last poll before it, so the runtime's stale-state check trips when the robot
   goes silent, and rejects a state whose CRC is wrong by raising from `read_state` (the runtime
   latches damping on it);
 * triggers each control tick on the state that arrives nearest its scheduled time, so the policy acts
@@ -22,7 +23,6 @@ Nothing here imports MuJoCo or the trainer: it is what runs on the robot's compu
 
 from __future__ import annotations
 
-import threading
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -119,6 +119,20 @@ class DdsNode:
 
         return DataWriter(self.participant, Topic(self.participant, topic, kind))
 
+    def polled_reader(self, topic: str, kind: type) -> tuple[object, Any]:
+        """A best-effort, keep-last-1 reader its owner polls with `take`, and a waitset that blocks (in C,
+        without the GIL) until it holds an unread sample: no DDS thread calls into Python."""
+        from cyclonedds.core import InstanceState, Policy, Qos, ReadCondition, SampleState, ViewState, WaitSet
+        from cyclonedds.sub import DataReader
+        from cyclonedds.topic import Topic
+
+        qos = Qos(Policy.Reliability.BestEffort, Policy.History.KeepLast(1))
+        topic_: Any = Topic(self.participant, topic, kind)
+        reader = DataReader(self.participant, topic_, qos)
+        waitset = WaitSet(self.participant)
+        waitset.attach(ReadCondition(reader, SampleState.NotRead | ViewState.Any | InstanceState.Any))
+        return reader, waitset
+
     def reader(self, topic: str, kind: type, on_sample: object) -> object:
         """A best-effort, keep-last-1 reader calling `on_sample(sample)` on a DDS thread."""
         from cyclonedds.core import Listener, Policy, Qos
@@ -166,10 +180,10 @@ class UnitreeG1Robot(Robot):
         self.hold_kp = np.array([HOLD_GAINS.get(G1_MOTOR_JOINTS[i], (0.0, 0.0))[0] for i in held])
         self.hold_kd = np.array([HOLD_GAINS.get(G1_MOTOR_JOINTS[i], (0.0, 0.0))[1] for i in held])
         self.hold_pose = np.zeros(len(held))
-        self._lock = threading.Condition()
         self._latest: Any = None  # LowState_ (its array fields are Any to mypy)
-        self._arrival = float("nan")
+        self._arrival = float("-inf")
         self._arrivals = 0
+        self._last_poll = time.monotonic()  # a state taken in the first poll arrived after this
         self._crc_errors = 0
         self._crc_error_seen = False
         self._answered_tick = 0
@@ -177,21 +191,34 @@ class UnitreeG1Robot(Robot):
         self._motor_mode = np.ones(len(G1_MOTOR_JOINTS))  # enabled; the six unused slots stay 0
         self.node = DdsNode(cfg.domain_id, cfg.network)
         self._writer = self.node.writer(LOWCMD_TOPIC, LowCmd_)
-        self._reader = self.node.reader(LOWSTATE_TOPIC, LowState_, self._on_state)
+        self._reader: Any
+        self._reader, self._arrived = self.node.polled_reader(LOWSTATE_TOPIC, LowState_)
 
-    # --- DDS side -----------------------------------------------------------------------------------
+    # --- DDS side (all in the control thread) ------------------------------------------------------
 
-    def _on_state(self, msg: LowState_) -> None:
-        arrived = time.monotonic()
-        ok = not self.cfg.check_crc or crc_ok(msg)
-        with self._lock:
-            if not ok:
+    def poll(self, woken_at: float | None = None) -> bool:
+        """Take the states that arrived since the last poll; True if a valid one did.
+
+        A new state is stamped `woken_at`, the time the waitset woke on it (its arrival, within a
+        thread wake-up), or else with the time of the poll before this one: it came after that, so
+        the age of a state found after a sleep is overstated, never understated. A state with a bad
+        CRC is counted and latches the error `read_state` raises.
+        """
+        now = time.monotonic()
+        fresh = False
+        for msg in self._reader.take(N=4):
+            if not isinstance(msg, LowState_):  # an InvalidSample: a writer that went away
+                continue
+            if self.cfg.check_crc and not crc_ok(msg):
                 self._crc_errors += 1
                 self._crc_error_seen = True
-            else:
-                self._latest, self._arrival = msg, arrived
-                self._arrivals += 1
-            self._lock.notify_all()
+                continue
+            self._latest, fresh = msg, True
+        if fresh:
+            self._arrival = self._last_poll if woken_at is None else woken_at
+            self._arrivals += 1
+        self._last_poll = now
+        return fresh
 
     @property
     def crc_errors(self) -> int:
@@ -201,16 +228,16 @@ class UnitreeG1Robot(Robot):
     def wait_for_state(self, timeout_s: float = 2.0) -> LowState_:
         """The first `LowState_`, or an error that says where the robot was expected."""
         deadline = time.monotonic() + timeout_s
-        with self._lock:
-            while self._latest is None and time.monotonic() < deadline:
-                self._lock.wait(timeout=max(0.0, deadline - time.monotonic()))
-            if self._latest is None:
-                raise TimeoutError(
-                    f"no {LOWSTATE_TOPIC} from a G1 on DDS domain {self.cfg.domain_id} via interface "
-                    f"{self.cfg.network or '(auto)'} within {timeout_s:.1f} s: is the robot (or `train.py "
-                    "sim-g1`) running, the cable in and the interface the one facing it (`ip addr`)?"
-                )
-            return self._latest
+        while self._latest is None and time.monotonic() < deadline:
+            if not self.poll():
+                time.sleep(0.001)
+        if self._latest is None:
+            raise TimeoutError(
+                f"no {LOWSTATE_TOPIC} from a G1 on DDS domain {self.cfg.domain_id} via interface "
+                f"{self.cfg.network or '(auto)'} within {timeout_s:.1f} s: is the robot (or `train.py "
+                "sim-g1`) running, the cable in and the interface the one facing it (`ip addr`)?"
+            )
+        return self._latest
 
     def wait_for_next_state(self, timeout_s: float = 0.1) -> float:
         """Block until the next state arrives; return its arrival time.
@@ -218,17 +245,16 @@ class UnitreeG1Robot(Robot):
         A control schedule started there stays in phase with the robot's state stream, so each tick
         finds a fresh state.
         """
-        with self._lock:
-            seen = self._arrivals
-            deadline = time.monotonic() + timeout_s
-            while self._arrivals == seen and time.monotonic() < deadline:
-                self._lock.wait(timeout=max(0.0, deadline - time.monotonic()))
-            return self._arrival
+        self.poll()  # what arrived before now is not "next"
+        deadline = time.monotonic() + timeout_s
+        while (left := deadline - time.monotonic()) > 0:
+            if self._arrived.wait(int(left * 1e9)) and self.poll(woken_at=time.monotonic()):
+                break
+        return self._arrival
 
     def remote(self) -> bytes:
         """The wireless remote's 40 bytes of the newest state (zeros before the first)."""
-        with self._lock:
-            return bytes(self._latest.wireless_remote) if self._latest is not None else bytes(40)
+        return bytes(self._latest.wireless_remote) if self._latest is not None else bytes(40)
 
     # --- Robot interface ----------------------------------------------------------------------------
 
@@ -247,22 +273,24 @@ class UnitreeG1Robot(Robot):
         delay = t - half - time.monotonic()
         if delay > 0:
             time.sleep(delay)
-        with self._lock:
-            while not self._arrival >= t - half:
-                left = t + half - time.monotonic()
-                if left <= 0:
-                    return  # no state in time: the runtime reads the old one and its age decides
-                self._lock.wait(timeout=left)
+        while not self._arrival >= t - half:
+            if self.poll():
+                continue
+            left = t + half - time.monotonic()
+            if left <= 0:
+                return  # no state in time: the runtime reads the old one and its age decides
+            if self._arrived.wait(int(left * 1e9)):  # blocks in C until a state is unread (or time is up)
+                self.poll(woken_at=time.monotonic())
 
     def read_state(self) -> RobotState:
         """The newest state (29 motors); raises `InvalidInputError` after a state with a bad CRC."""
-        with self._lock:
-            if self._crc_error_seen:
-                raise InvalidInputError(
-                    f"a {LOWSTATE_TOPIC} message failed its CRC check ({self._crc_errors} so far): "
-                    "the link is corrupting messages or another program publishes on the topic"
-                )
-            msg, arrived = self._latest, self._arrival
+        self.poll()
+        if self._crc_error_seen:
+            raise InvalidInputError(
+                f"a {LOWSTATE_TOPIC} message failed its CRC check ({self._crc_errors} so far): "
+                "the link is corrupting messages or another program publishes on the topic"
+            )
+        msg, arrived = self._latest, self._arrival
         if msg is None:
             raise InvalidInputError(f"no {LOWSTATE_TOPIC} received yet")
         self._answered_tick = int(msg.tick)
@@ -285,8 +313,7 @@ class UnitreeG1Robot(Robot):
         target[h] = self.hold_pose
         kp[h] = 0.0 if command.damping else self.hold_kp
         kd[h] = self.hold_kd
-        with self._lock:
-            mode_machine = int(self._latest.mode_machine) if self._latest is not None else 0
+        mode_machine = int(self._latest.mode_machine) if self._latest is not None else 0
         # Only a command computed from a state answers it (damping before arming answers none: 0).
         reserve = (self._answered_tick if self.cfg.echo_state_tick else 0, 0, 0, 0)
         self._answered_tick = 0

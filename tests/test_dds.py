@@ -158,7 +158,7 @@ def test_dds_a_corrupted_crc_is_rejected_and_the_robot_stays_damped(manifest: Ma
     publisher: Any = node.writer(LOWSTATE_TOPIC, LowState_)
     robot = UnitreeG1Robot(manifest, UnitreeG1Cfg(network="lo", domain_id=172))
     try:
-        while robot._arrivals == 0:
+        while not robot.poll():
             publisher.write(state)
             time.sleep(0.02)
         runtime = Runtime(manifest, ZeroPolicy(manifest), robot)
@@ -167,6 +167,7 @@ def test_dds_a_corrupted_crc_is_rejected_and_the_robot_stays_damped(manifest: Ma
         publisher.write(bad)
         deadline = time.monotonic() + 2.0
         while robot.crc_errors == 0 and time.monotonic() < deadline:
+            robot.poll()
             time.sleep(0.01)
         assert robot.crc_errors == 1
         for tick in range(2, 6):  # good states again: the stop holds
@@ -245,8 +246,11 @@ def test_dds_stale_state_goes_to_damping_and_stays(manifest: Manifest) -> None:
         stats = runtime.run(1.2)  # the robot goes silent 0.8 s in
         reason = stats.safety.estop_reason or ""
         assert reason.startswith("stale robot state"), reason
-        silent_for = (stats.safety.estop_time or 0.0) - last_write[0]  # tripped by the silence, soon after
-        assert safety.stale_state_s < silent_for < safety.stale_state_s + 0.1, silent_for
+        # Tripped by the silence, soon after. A state is stamped with the poll before it (its age is never
+        # understated), at most one control period before it came.
+        silent_for = (stats.safety.estop_time or 0.0) - last_write[0]
+        period = manifest.control_period_s
+        assert safety.stale_state_s - period < silent_for < safety.stale_state_s + 0.1, silent_for
         publisher.write(standing_state(manifest, 10_000))  # it speaks again: the stop holds
         time.sleep(0.05)
         sent = step_until_received(runtime, commands)
