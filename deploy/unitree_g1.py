@@ -120,8 +120,11 @@ class DdsNode:
         return DataWriter(self.participant, Topic(self.participant, topic, kind))
 
     def polled_reader(self, topic: str, kind: type) -> tuple[object, Any]:
-        """A best-effort, keep-last-1 reader its owner polls with `take`, and a waitset that blocks (in C,
-        without the GIL) until it holds an unread sample: no DDS thread calls into Python."""
+        """A best-effort, keep-last-1 reader its owner polls with `take`, and a waitset on it.
+
+        The waitset blocks (in C, without the GIL) until the reader holds an unread sample: no DDS
+        thread calls into Python.
+        """
         from cyclonedds.core import InstanceState, Policy, Qos, ReadCondition, SampleState, ViewState, WaitSet
         from cyclonedds.sub import DataReader
         from cyclonedds.topic import Topic
