@@ -216,6 +216,27 @@ class Runtime:
         self.stats.policy_steps += 1
         return self.default + m.action_scale * self.last_action
 
+    def rehearse(self) -> None:
+        """Compute the next tick on the newest state and throw the result away, to warm the CPU.
+
+        A core that slept since the last tick runs it about three times slower than a warm one
+        (measured on the 2-core development VM, states replayed from memory: 1.05 ms after an 18 ms
+        sleep against 0.3 ms back to back; 0.66 ms with a rehearsal 1 ms before). The rehearsal runs the
+        tick's own code (validation, observation terms, policy, clamps) and changes nothing: no history
+        push, no counter, nothing sent. Any error is left for the tick itself to meet.
+        """
+        if self.observation is None or self._t0 is not None or self.last_input is None or self.safety.stopped:
+            return
+        try:
+            state = self.read()
+            self.observation.fill(state, self.command, self.last_action, self.policy_step)
+            self.observation.frame()  # the next tick's fill overwrites every field of the filled state
+            action = np.asarray(self.policy(self.last_input), dtype=np.float64)[0]
+            target = self.default + self.manifest.action_scale * action
+            self.safety.clamp_targets(target, state.joint_pos, state.joint_vel, count=False)
+        except Exception:  # the tick that follows reports whatever this met
+            return
+
     def send_damping(self) -> np.ndarray:
         """Damping on every joint now (before arming), the same command the emergency stop sends."""
         return self._damp()
@@ -239,11 +260,21 @@ class Runtime:
 
     # --- the loop -----------------------------------------------------------------------------------
 
-    def run(self, seconds: float, on_tick: Callable[[Runtime], object] | None = None) -> LoopStats:
-        """Tick every control period for `seconds` of robot time; `on_tick(runtime)` after each tick."""
+    def run(
+        self, seconds: float, on_tick: Callable[[Runtime], object] | None = None, rehearse_s: float = 0.0
+    ) -> LoopStats:
+        """Tick every control period for `seconds` of robot time; `on_tick(runtime)` after each tick.
+
+        `rehearse_s` > 0: `rehearse` that long before each tick (a robot whose clock is wall time).
+        """
         period = self.manifest.control_period_s
         next_tick = self.robot.now()
         for _ in range(max(1, round(seconds / period))):
+            if rehearse_s > 0:
+                delay = next_tick - rehearse_s - self.robot.now()
+                if delay > 0:
+                    time.sleep(delay)
+                self.rehearse()
             self.robot.wait_until(next_tick)
             self.stats.tick_lateness_s.append(self.robot.now() - next_tick)
             start = time.perf_counter()

@@ -105,20 +105,23 @@ class SafetyLayer:
         alpha = x * x * (3.0 - 2.0 * x)
         return self._start_pose + alpha * (self.default - self._start_pose), x >= 1.0
 
-    def clamp_targets(self, target: np.ndarray, joint_pos: np.ndarray, joint_vel: np.ndarray) -> np.ndarray:
+    def clamp_targets(
+        self, target: np.ndarray, joint_pos: np.ndarray, joint_vel: np.ndarray, count: bool = True
+    ) -> np.ndarray:
         """Targets within the joint limits whose PD torque estimate kp (q* - q) - kd qdot is within limits.
 
         A target demanding more torque than a motor has is moved towards the pose that demands exactly
         the limit; then the joint limits are applied again (they win over the torque estimate).
+        `count=False` leaves the counters alone (a rehearsal, not a tick).
         """
         limited = np.clip(target, self.lower, self.upper)
-        if not np.array_equal(limited, target):
+        if count and not np.array_equal(limited, target):
             self.counters.joint_limit_clamped += 1
         torque = self.kp * (limited - joint_pos) - self.kd * joint_vel
         capped = np.clip(torque, -self.torque_limit, self.torque_limit)
         over = (capped != torque) & (self.kp > 0)
         if over.any():
-            self.counters.torque_clamped += 1
+            self.counters.torque_clamped += count
             moved = joint_pos + (capped + self.kd * joint_vel) / np.where(self.kp > 0, self.kp, 1.0)
             limited = np.clip(np.where(over, moved, limited), self.lower, self.upper)
         return limited

@@ -425,3 +425,28 @@ def test_fuzz_runtime_never_raises_never_sends_nan_and_stops_on_invalid_state(ba
         f"({len(_BAD_COMMANDS)} kinds of bad), seed 2024",
         "never raised, never sent a non-finite target, damping on and after every invalid state",
     )
+
+
+def test_a_rehearsed_tick_changes_nothing_the_tick_sends() -> None:
+    # Two runtimes on the same readings; one rehearses before every tick, with joint targets far enough
+    # out that the clamps act. They must send the same commands and count the same clamps.
+    plain, plain_robot, plain_policy = walking()
+    rehearsed, robot, policy = walking()
+    rng = np.random.default_rng(3)
+    for _ in range(20):
+        action = rng.normal(scale=4.0, size=(1, J)).astype(np.float32)
+        state = plain_robot.healthy()
+        state.joint_vel = rng.normal(size=J)
+        plain_policy.action, policy.action = action, action.copy()
+        tick(plain, plain_robot, state)
+        robot.t += PERIOD
+        robot.state = dataclasses.replace(state)
+        rehearsed.rehearse()
+        policy.action = rng.normal(size=(1, J)).astype(np.float32)  # what the rehearsal saw is not reused
+        rehearsed.rehearse()
+        policy.action = action.copy()
+        rehearsed.step()
+        np.testing.assert_array_equal(robot.sent[-1].target, plain_robot.sent[-1].target)
+    np.testing.assert_array_equal(rehearsed.last_input, plain.last_input)
+    assert rehearsed.safety.counters == plain.safety.counters
+    assert rehearsed.safety.counters.joint_limit_clamped > 0 and rehearsed.policy_step == plain.policy_step
