@@ -20,7 +20,6 @@ from .operator import OperatorInput
 from .runtime import LoopStats, Runtime
 from .unitree_g1 import UnitreeG1Robot
 
-
 REHEARSE_S = 0.0025
 """Rehearse a tick this long before it: the rehearsal (~1 ms on a cold core) ends before the window
 for the state it answers opens (half a state period, 1 ms, before the tick)."""
