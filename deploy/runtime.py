@@ -219,11 +219,11 @@ class Runtime:
     def rehearse(self) -> None:
         """Compute the next tick on the newest state and throw the result away, to warm the CPU.
 
-        A core that slept since the last tick runs it about three times slower than a warm one
-        (measured on the 2-core development VM, states replayed from memory: 1.05 ms after an 18 ms
-        sleep against 0.3 ms back to back; 0.66 ms with a rehearsal 1 ms before). The rehearsal runs the
-        tick's own code (validation, observation terms, policy, clamps) and changes nothing: no history
-        push, no counter, nothing sent. Any error is left for the tick itself to meet.
+        A core that slept since the last tick runs it several times slower than one that runs it back
+        to back (over DDS on the 2-core development VM the step's p50 went 0.96 -> 0.70 ms with a
+        rehearsal 2.5 ms before, docs/unitree_g1.md). The rehearsal runs the tick's own code
+        (validation, observation terms, policy, clamps) and changes nothing: no history push, no
+        counter, nothing sent. Any error is left for the tick itself to meet.
         """
         if self.observation is None or self._t0 is not None or self.last_input is None or self.safety.stopped:
             return
