@@ -74,6 +74,8 @@ class MujocoRobot(Robot):
 
     def __init__(self, manifest: Manifest, cfg: SimRobotCfg | None = None) -> None:
         self.cfg = cfg = cfg or SimRobotCfg()
+        self.gantry_until = float(cfg.gantry_s or 0.0)
+        """Simulated time (s) until which the gantry holds the base (`release_gantry` moves it)."""
         if not manifest.robot_description:
             raise ValueError(
                 "the manifest has no robot_description; the mujoco backend needs it to build a model."
@@ -244,12 +246,16 @@ class MujocoRobot(Robot):
         else:
             d.ctrl[:] = 0.0
         mujoco.mj_step(self.model, d)
-        if d.time < (self.cfg.gantry_s or 0.0):
+        if d.time < self.gantry_until:
             a, v = self.rm.base_qpos_adr, self.rm.base_dof_adr
             d.qpos[a : a + 7] = self._spawn_base
             d.qvel[v : v + 6] = 0.0
             mujoco.mj_forward(self.model, d)  # sensors of the held pose
         self._record()
+
+    def release_gantry(self, at: float) -> None:
+        """Let the gantry go at simulated time `at` (s); the base is free from the first step after it."""
+        self.gantry_until = float(at)
 
     def _privileged(self, qpos: np.ndarray, qvel: np.ndarray, sensors: np.ndarray) -> dict[str, np.ndarray]:
         """Simulation truth for the privileged terms the manifest lists (flat ground at height 0)."""

@@ -14,7 +14,6 @@ on the ground. Unlike Unitree's unitree_mujoco it needs no C++ build and runs he
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import signal
 import threading
@@ -103,8 +102,7 @@ class SimulatedG1:
         self.sim.send(cmd)
         if not self._released and (kp > 0).any():
             self._released = True
-            release = float(self.sim.data.time) + self.cfg.gantry_s
-            self.sim.cfg = dataclasses.replace(self.sim.cfg, gantry_s=release)
+            self.sim.release_gantry(float(self.sim.data.time) + self.cfg.gantry_s)
 
     def _publish(self) -> None:
         s, sim = self._state, self.sim
@@ -166,7 +164,7 @@ class SimulatedG1:
         """Commands and states counted, end-to-end latency (when the controller echoes ticks), the track."""
         track = np.array(self.track) if self.track else np.zeros((0, 8))
         nominal = self.sim.nominal_height
-        release = float(self.sim.cfg.gantry_s or 0.0) if self._released else np.inf
+        release = self.sim.gantry_until if self._released else np.inf
         walked = track[track[:, 0] >= release]
         out: dict[str, Any] = dict(self.stats)
         out["released_at_s"] = release if self._released else None
