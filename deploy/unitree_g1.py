@@ -11,9 +11,10 @@ domain on one network interface and:
   when the runtime damps;
 * echoes `mode_machine` as the robot reports it, sends `mode_pr` 0 (joint-space ankle and waist) and
   motor mode 1 (enabled) on the 29 motors, 0 on the six unused slots, with the CRC;
-* takes the states in the control thread itself (no DDS listener calling Python 500 times a second),
-  stamps each with the last poll before it, so the runtime's stale-state check trips when the robot
-  goes silent, and rejects a state whose CRC is wrong by raising from `read_state` (the runtime
+* takes the states in the control thread itself (a DDS waitset, no listener calling Python 500 times
+  a second) and stamps each when the waitset wakes on it (or, found after a sleep, with the poll
+  before it: its age overstated, never understated), so the runtime's stale-state check trips when
+  the robot goes silent; rejects a state whose CRC is wrong by raising from `read_state` (the runtime
   latches damping on it);
 * triggers each control tick on the state that arrives nearest its scheduled time, so the policy acts
   on a fresh reading and the answer leaves within the same state period.
