@@ -85,18 +85,40 @@ _LOWCMD_CDR = struct.Struct("<2B" + "Bx5fI" + "B3x5fI" * (NUM_MOTORS - 1) + "5I"
 _LOWSTATE_CDR = struct.Struct("<2I2B2xI13fh" + "Bx4f2hf7I" + "B3x4f2hf7I" * (NUM_MOTORS - 1) + "40B5I")
 
 
-def _serialize(msg: idl.IdlStruct, layout: struct.Struct, values: list[float | int], *args: object) -> bytes:
-    """XCDR1 little-endian bytes with header through `layout`; any other encoding asked: cyclonedds' own."""
-    if any(a is not None and a is not False for a in args):
-        return idl.IdlStruct.serialize(msg, *args)  # type: ignore[arg-type]
-    return _CDR_HEADER + layout.pack(*values)
+def _fixed_cdr(layout: struct.Struct):  # type: ignore[no-untyped-def]
+    """Give a message class `serialize`/`deserialize` through the fixed struct `layout`.
+
+    That covers the encoding DDS uses here (XCDR1, little-endian, with header); any other encoding asked
+    for goes to cyclonedds' own code. The class gives its values in declaration order (`_values`) and
+    itself back from them (`_from_values`); a message made with its bytes ready (`LowCmdEncoder`) sends
+    those. A decorator, not a base class: cyclonedds builds the type's wire description from every
+    base, and a plain base has none.
+    """
+
+    def serialize(self, buffer=None, endianness=None, use_version_2=None) -> bytes:  # type: ignore[no-untyped-def]
+        """CDR bytes with header, as cyclonedds' serializer writes them (XCDR1, little-endian)."""
+        wire = self.__dict__.get("_wire")
+        if wire is not None and buffer is None and not endianness and not use_version_2:
+            return wire
+        if any(a is not None and a is not False for a in (buffer, endianness, use_version_2)):
+            return idl.IdlStruct.serialize(self, buffer, endianness, use_version_2)
+        return _CDR_HEADER + layout.pack(*self._values())
+
+    def deserialize(cls, data: bytes, has_header: bool = True, use_version_2: bool | None = None):  # type: ignore[no-untyped-def]
+        """The message from CDR bytes (see `serialize`)."""
+        if not has_header or use_version_2 or data[:4] != _CDR_HEADER:
+            return cls.__idl__.deserialize(data, has_header=has_header, use_version_2=use_version_2)
+        return cls._from_values(layout.unpack_from(data, 4))
+
+    def install(cls):  # type: ignore[no-untyped-def]
+        cls.serialize = serialize
+        cls.deserialize = classmethod(deserialize)
+        return cls
+
+    return install
 
 
-def _standard(data: bytes, has_header: bool, use_version_2: bool | None) -> bool:
-    """Bytes this module's layouts read (else cyclonedds' own deserializer does)."""
-    return has_header and not use_version_2 and data[:4] == _CDR_HEADER
-
-
+@_fixed_cdr(_LOWCMD_CDR)
 @dataclass
 @annotate.final
 @annotate.autoid("sequential")
@@ -109,29 +131,20 @@ class LowCmd_(idl.IdlStruct, typename="unitree_hg.msg.dds_.LowCmd_"):  # noqa: N
     reserve: types.array[types.uint32, 4]
     crc: types.uint32
 
-    def serialize(self, buffer=None, endianness=None, use_version_2=None) -> bytes:  # type: ignore[no-untyped-def]
-        """CDR bytes with header, as cyclonedds' serializer writes them (XCDR1, little-endian)."""
-        wire = self.__dict__.get("_wire")  # a message from `LowCmdEncoder`: its bytes are ready
-        if wire is not None and buffer is None and not endianness and not use_version_2:
-            return wire
+    def _values(self) -> list[float | int]:
+        """Every value in declaration order, flattened (the CDR and C layouts differ only in padding)."""
         values: list[float | int] = [self.mode_pr, self.mode_machine]
         for m in self.motor_cmd:
             values += (m.mode, m.q, m.dq, m.tau, m.kp, m.kd, m.reserve)
-        values += (*self.reserve, self.crc)
-        return _serialize(self, _LOWCMD_CDR, values, buffer, endianness, use_version_2)
+        return [*values, *self.reserve, self.crc]
 
     @classmethod
-    def deserialize(
-        cls, data: bytes, has_header: bool = True, use_version_2: bool | None = None
-    ) -> "LowCmd_":
-        """The message from CDR bytes (see `serialize`)."""
-        if not _standard(data, has_header, use_version_2):
-            return cls.__idl__.deserialize(data, has_header=has_header, use_version_2=use_version_2)
-        v = _LOWCMD_CDR.unpack_from(data, 4)
+    def _from_values(cls, v: tuple) -> "LowCmd_":  # type: ignore[type-arg]
         motors = [MotorCmd_(*v[i : i + 7]) for i in range(2, 2 + 7 * NUM_MOTORS, 7)]
         return cls(v[0], v[1], motors, list(v[-5:-1]), v[-1])
 
 
+@_fixed_cdr(_LOWSTATE_CDR)
 @dataclass
 @annotate.final
 @annotate.autoid("sequential")
@@ -148,18 +161,19 @@ class LowState_(idl.IdlStruct, typename="unitree_hg.msg.dds_.LowState_"):  # noq
     reserve: types.array[types.uint32, 4]
     crc: types.uint32
 
-    def serialize(self, buffer=None, endianness=None, use_version_2=None) -> bytes:  # type: ignore[no-untyped-def]
-        """CDR bytes with header, as cyclonedds' serializer writes them (XCDR1, little-endian)."""
-        return _serialize(self, _LOWSTATE_CDR, _state_values(self), buffer, endianness, use_version_2)
+    def _values(self) -> list[float | int]:
+        """Every value in declaration order, flattened (the CDR and C layouts differ only in padding)."""
+        imu = self.imu_state
+        values: list[float | int] = [*self.version, self.mode_pr, self.mode_machine, self.tick]
+        values += [*imu.quaternion, *imu.gyroscope, *imu.accelerometer, *imu.rpy, imu.temperature]
+        for m in self.motor_state:
+            values += (m.mode, m.q, m.dq, m.ddq, m.tau_est, *m.temperature, m.vol, *m.sensor, m.motorstate)
+            values += m.reserve
+        values += bytes(self.wireless_remote)
+        return [*values, *self.reserve, self.crc]
 
     @classmethod
-    def deserialize(
-        cls, data: bytes, has_header: bool = True, use_version_2: bool | None = None
-    ) -> "LowState_":
-        """The message from CDR bytes (see `serialize`)."""
-        if not _standard(data, has_header, use_version_2):
-            return cls.__idl__.deserialize(data, has_header=has_header, use_version_2=use_version_2)
-        v = _LOWSTATE_CDR.unpack_from(data, 4)
+    def _from_values(cls, v: tuple) -> "LowState_":  # type: ignore[type-arg]
         imu = IMUState_(list(v[5:9]), list(v[9:12]), list(v[12:15]), list(v[15:18]), v[18])
         motors = []
         for i in range(19, 19 + 15 * NUM_MOTORS, 15):
@@ -169,19 +183,6 @@ class LowState_(idl.IdlStruct, typename="unitree_hg.msg.dds_.LowState_"):  # noq
         tail = 19 + 15 * NUM_MOTORS
         return cls([v[0], v[1]], v[2], v[3], v[4], imu, motors, bytes(v[tail : tail + 40]),
                    list(v[tail + 40 : tail + 44]), v[tail + 44])  # fmt: skip
-
-
-def _state_values(msg: LowState_) -> list[float | int]:
-    """The state's values in declaration order, flattened (CDR and C layouts differ only in padding)."""
-    imu = msg.imu_state
-    values: list[float | int] = [*msg.version, msg.mode_pr, msg.mode_machine, msg.tick]
-    values += [*imu.quaternion, *imu.gyroscope, *imu.accelerometer, *imu.rpy, imu.temperature]
-    for m in msg.motor_state:
-        values += (m.mode, m.q, m.dq, m.ddq, m.tau_est, *m.temperature, m.vol, *m.sensor, m.motorstate)
-        values += m.reserve
-    values += bytes(msg.wireless_remote)
-    values += (*msg.reserve, msg.crc)
-    return values
 
 
 # --- construction ------------------------------------------------------------------------------------
@@ -233,15 +234,12 @@ def crc32_words(c_struct: bytes) -> int:
 
 def low_cmd_bytes(msg: LowCmd_) -> bytes:
     """The command as the C struct the CRC covers (crc field included)."""
-    values: list[float | int] = [msg.mode_pr, msg.mode_machine]
-    for m in msg.motor_cmd:
-        values += (m.mode, m.q, m.dq, m.tau, m.kp, m.kd, m.reserve)
-    return _LOWCMD_LAYOUT.pack(*values, *msg.reserve, msg.crc)
+    return _LOWCMD_LAYOUT.pack(*msg._values())
 
 
 def low_state_bytes(msg: LowState_) -> bytes:
     """The state as the C struct the CRC covers (crc field included)."""
-    return _LOWSTATE_LAYOUT.pack(*_state_values(msg))
+    return _LOWSTATE_LAYOUT.pack(*msg._values())
 
 
 def crc_of(msg: "LowCmd_ | LowState_") -> int:
