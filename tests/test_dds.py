@@ -295,7 +295,12 @@ def test_dds_runtime_walks_the_exported_student_on_the_simulated_g1(
     robot = UnitreeG1Robot(manifest, UnitreeG1Cfg(network="lo", domain_id=175))
     try:
         robot.wait_for_state(timeout_s=30.0)
-        runtime = Runtime(manifest, load_engine(STUDENT, "onnx", manifest.policy_files), robot)
+        # This test is about walking over DDS; the stale-state stop has its own test above. The sim G1
+        # shares 2 cores with this loop, and one 61 ms deschedule of its publisher tripped the real
+        # 60 ms threshold in CI (stop 22), so the walk runs with the threshold that test uses.
+        safety = replace(manifest.safety, stale_state_s=0.25)
+        engine = load_engine(STUDENT, "onnx", manifest.policy_files)
+        runtime = Runtime(manifest, engine, robot, safety=safety)
         stats = run_session(
             runtime, robot, HeldCommand((0.5, 0.0, 0.0)), manifest.safety.soft_start_s + walk_s
         )
