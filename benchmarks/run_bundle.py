@@ -6,11 +6,15 @@ evaluation log, its TensorBoard and CSV logs (the curves) and only its newest ch
 
     python benchmarks/run_bundle.py pack runs/bench_teacher_g1_rough_s0 benchmarks/resume/rough_s0.tar.gz
     python benchmarks/run_bundle.py unpack benchmarks/resume/rough_s0.tar.gz    # -> runs/<run name>/
+
+A 50 M-step run's TensorBoard events reach ~20 MB; `pack --no-tensorboard` leaves them out (the CSV log
+holds the same curves), so a bundle stays small enough to commit.
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
 import tarfile
 from pathlib import Path
 
@@ -24,28 +28,36 @@ BOOKKEEPING = (
     "robot.yaml",
     "robot_source.json",
 )
-LOGS = ("progress_*.csv", "events.out.tfevents.*")
+CSV_LOGS = "progress_*.csv"
+TENSORBOARD_LOGS = "events.out.tfevents.*"
+COMMIT_LIMIT_MB = 5.0
+"""A bundle above this is too large to commit beside the code; pack prints a warning."""
 
 
-def members(run_dir: Path) -> list[Path]:
+def members(run_dir: Path, tensorboard: bool = True) -> list[Path]:
     """The files of `run_dir` a resume (and the curves) need: bookkeeping, logs, the newest checkpoint."""
     files = [run_dir / name for name in BOOKKEEPING if (run_dir / name).is_file()]
-    files += sorted(p for pattern in LOGS for p in run_dir.glob(pattern))
+    patterns = (CSV_LOGS, TENSORBOARD_LOGS) if tensorboard else (CSV_LOGS,)
+    files += sorted(p for pattern in patterns for p in run_dir.glob(pattern))
     files.append(latest_checkpoint(run_dir / "checkpoints"))
     return files
 
 
-def pack(run_dir: Path, archive: Path) -> None:
+def pack(run_dir: Path, archive: Path, tensorboard: bool = True) -> None:
     """Write `archive` (.tar.gz) with `members(run_dir)`, under the run's own name."""
     if not (run_dir / "config.json").is_file():
         raise SystemExit(f"error: {run_dir} has no config.json; is it a run directory?")
     archive.parent.mkdir(parents=True, exist_ok=True)
     tmp = archive.with_name(archive.name + ".tmp")
     with tarfile.open(tmp, "w:gz") as tar:
-        for path in members(run_dir):
+        for path in members(run_dir, tensorboard):
             tar.add(path, arcname=str(path.relative_to(run_dir.parent)))
     tmp.replace(archive)
-    print(f"written: {archive} ({archive.stat().st_size / 1e6:.1f} MB)")
+    size_mb = archive.stat().st_size / 1e6
+    print(f"written: {archive} ({size_mb:.1f} MB)")
+    if size_mb > COMMIT_LIMIT_MB:
+        hint = " (try --no-tensorboard)" if tensorboard else ""
+        print(f"warning: over {COMMIT_LIMIT_MB:.0f} MB, too large to commit{hint}", file=sys.stderr)
 
 
 def unpack(archive: Path, runs: Path) -> None:
@@ -67,12 +79,17 @@ def main() -> None:
     p = sub.add_parser("pack")
     p.add_argument("run_dir", type=Path)
     p.add_argument("archive", type=Path)
+    p.add_argument(
+        "--no-tensorboard",
+        action="store_true",
+        help="leave out the TensorBoard events (the CSV keeps the curves)",
+    )
     u = sub.add_parser("unpack")
     u.add_argument("archive", type=Path)
     u.add_argument("--runs", type=Path, default=Path("runs"))
     args = parser.parse_args()
     if args.action == "pack":
-        pack(args.run_dir, args.archive)
+        pack(args.run_dir, args.archive, tensorboard=not args.no_tensorboard)
     else:
         unpack(args.archive, args.runs)
 

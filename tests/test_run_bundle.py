@@ -41,6 +41,19 @@ def test_an_unpacked_bundle_resumes_from_the_newest_checkpoint(tmp_path: Path) -
     assert again.returncode != 0 and "exists already" in again.stderr
 
 
+def test_a_bundle_without_tensorboard_keeps_the_csv_curves_and_the_checkpoint(tmp_path: Path) -> None:
+    import tarfile
+
+    run_dir = train_teacher(tiny_cfg(tmp_path / "here"), use_wandb=False)
+    assert list(run_dir.glob("events.out.tfevents.*")), "the run logs to TensorBoard"
+    archive = tmp_path / "run.tar.gz"
+    assert _bundle("pack", str(run_dir), str(archive), "--no-tensorboard").returncode == 0
+    with tarfile.open(archive) as tar:
+        names = [Path(n).name for n in tar.getnames()]
+    assert not [n for n in names if n.startswith("events.out.tfevents")], names
+    assert [n for n in names if n.startswith("progress_")] and [n for n in names if n.endswith(".pt")], names
+
+
 def test_the_committed_rough_teacher_bundle_still_loads(tmp_path: Path) -> None:
     """The resume bundle in benchmarks/resume was written by an earlier version: it must stay loadable."""
     import tarfile
