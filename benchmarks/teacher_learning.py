@@ -8,7 +8,8 @@ Each seed trains in runs/bench_<name>_s<seed> and runs the evaluation protocol e
 (`RunCfg.eval_every_steps`: 256 episodes on flat ground, full domain randomisation, seeds apart from
 training). `steps_to_target` is the first evaluated step count with lin-vel error <= 0.15 m/s and fall
 rate <= 2%. Run it in the background (`nohup ... &`): runs checkpoint as they go, and the same command
-resumes an interrupted seed and skips finished ones; `--interim` evaluates each seed's newest
+resumes an interrupted seed and skips finished ones, and a later call with other `--seeds` (another
+session) adds them to the same result; `--interim` evaluates each seed's newest
 checkpoint without training (a run still short of its budget) into <name>_interim.*. Writes, under
 docs/results/: <name>.json (per seed: steps_to_target, the final lin_vel_error, yaw_rate_error,
 fall_rate, env_steps, minutes, steps_per_s and every evaluation; command and machine),
@@ -88,6 +89,8 @@ def train_seed(cfg: Any, run_dir: Path, no_wandb: bool, train: bool = True) -> d
     if not evals or evals[-1]["env_steps"] < policy.num_timesteps:
         evals.append({"env_steps": policy.num_timesteps, **summary})
     minutes = policy.trained_seconds / 60.0
+    curves = read_curves(run_dir)
+    levels = curves["terrain_level"][~np.isnan(curves["terrain_level"])]
     # Rough teachers also walk straight over each feature (0.10 m stairs, 15° slopes) for 20 s.
     crossed = crossing(policy.cfg.task, policy) if policy.cfg.task.terrain is not None else None
     warm = run_dir / WARM_START
@@ -106,6 +109,8 @@ def train_seed(cfg: Any, run_dir: Path, no_wandb: bool, train: bool = True) -> d
         "interim": policy.num_timesteps < policy.cfg.run.total_steps,  # evaluated short of its budget
         "table": result["table"],  # per command (flat) or terrain cell (rough): distance, falls, errors
         **({"crossing": crossed} if crossed is not None else {}),
+        # Mean curriculum row over the last 10 iterations (rough terrain only).
+        **({"terrain_level": float(levels[-10:].mean())} if crossed is not None and len(levels) else {}),
         # A warm-started run's steps include its source's (--run.init-from): the source run and steps.
         **({"warm_start": json.loads(warm.read_text())} if warm.exists() else {}),
         "evals": evals,
@@ -114,6 +119,21 @@ def train_seed(cfg: Any, run_dir: Path, no_wandb: bool, train: bool = True) -> d
         "train_commands": [start["command"] for start in starts],
         "train_machines": sorted({start["machine"] for start in starts}),
     }
+
+
+def earlier_seeds(path: Path, preset: str, overrides: list[str], rerun: list[int]) -> dict[str, Any]:
+    """Seeds of an earlier result of the same experiment that this call does not rerun.
+
+    Seeds of one experiment may run in different sessions (`--seeds 1` after `--seeds 0`): the result
+    keeps them all instead of the last call's alone. A file of another preset or overrides is replaced.
+    """
+    if not path.exists():
+        return {}
+    earlier = json.loads(path.read_text())
+    if earlier.get("preset") != preset or earlier.get("overrides") != overrides:
+        print(f"note: {path.name} holds another experiment; its seeds are replaced, not merged")
+        return {}
+    return {s: r for s, r in earlier["seeds"].items() if int(s) not in rerun}
 
 
 def main() -> None:
@@ -149,7 +169,8 @@ def main() -> None:
         eval_every_steps=args.eval_every,
         video_every=0,
     )
-    seeds: dict[str, Any] = {}
+    out_path = RESULTS / f"{out_stem}.json"
+    seeds = earlier_seeds(out_path, args.preset, args.overrides, args.seeds)
     for seed in args.seeds:
         run_dir = Path("runs") / f"bench_{stem}_s{seed}"
         cfg = dataclasses.replace(
@@ -168,20 +189,18 @@ def main() -> None:
         "machine": machine(),
         "config": to_dict(cfg),
     }
-    first = Path(seeds[str(args.seeds[0])]["run_dir"])
-    curves = read_curves(first)
-    levels = curves["terrain_level"][~np.isnan(curves["terrain_level"])]
-    if base.task.terrain_name == "rough" and len(levels):
-        out["terrain_level"] = float(levels[-10:].mean())  # mean row over the last 10 iterations
+    levels = [r["terrain_level"] for r in seeds.values() if "terrain_level" in r]
+    if levels:
+        out["terrain_level"] = float(np.mean(levels))  # over seeds, each its last 10 iterations
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / f"{out_stem}.json").write_text(json.dumps(out, indent=2) + "\n")
+    out_path.write_text(json.dumps(out, indent=2) + "\n")
     plot_evals(
         {s: r["evals"] for s, r in seeds.items()},
         f"{out_stem} ({machine()})",
         RESULTS / f"{out_stem}_curves.png",
     )
     if not args.no_video:
-        policy = load_policy(first)
+        policy = load_policy(Path(seeds[str(args.seeds[0])]["run_dir"]))
         env = LocomotionEnv(policy.cfg.task.with_batch(1, nthread=1), seed=2)
         frames = rollout_frames(env, policy, seconds=6.0, width=320, height=240)
         env.close()

@@ -131,18 +131,42 @@ def rollout_frames(
     return frames
 
 
+CURVE_TAGS = {
+    "minutes": "time/trained_minutes",
+    "return": "rollout/ep_rew_mean",
+    "lin_vel_error": "env/track/lin_vel_error",
+    "episode_length": "rollout/ep_len_mean",
+    "terrain_level": "env/curriculum/terrain_level",
+}
+"""Curve name -> the logger key it is read from."""
+
+
+def _csv_scalars(run_dir: Path, by_step: dict[str, dict[int, float]]) -> None:
+    """Fill `by_step` from the run's CSV logs (`progress_<start>.csv`, one per start of the run)."""
+    import csv
+
+    for path in sorted(run_dir.glob("progress_*.csv")):
+        with path.open(newline="") as f:
+            for row in csv.DictReader(f):
+                step = row.get("time/total_timesteps")
+                if not step:
+                    continue
+                for name, tag in CURVE_TAGS.items():
+                    if row.get(tag):
+                        by_step[name][int(float(step))] = float(row[tag])
+
+
 def read_curves(run_dir: Path) -> dict[str, np.ndarray]:
-    """Scalars of every start of the run from its TensorBoard event files, by env step."""
+    """Scalars of every start of the run, by env step: its CSV logs, then its TensorBoard event files.
+
+    A run bundle packed without TensorBoard (`run_bundle.py pack --no-tensorboard`) keeps its curves in
+    the CSV logs alone; where both hold a step, the event file's value is the one kept.
+    """
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    tags = {
-        "minutes": "time/trained_minutes",
-        "return": "rollout/ep_rew_mean",
-        "lin_vel_error": "env/track/lin_vel_error",
-        "episode_length": "rollout/ep_len_mean",
-        "terrain_level": "env/curriculum/terrain_level",
-    }
+    tags = CURVE_TAGS
     by_step: dict[str, dict[int, float]] = {name: {} for name in tags}
+    _csv_scalars(run_dir, by_step)
     for events in sorted(run_dir.glob("events.out.tfevents.*")):
         acc = EventAccumulator(str(events), size_guidance={"scalars": 0})
         acc.Reload()

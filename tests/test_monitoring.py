@@ -39,6 +39,17 @@ def test_curves_join_the_event_files_of_a_resumed_run_by_env_step(tmp_path: Path
     assert np.isnan(curves["terrain_level"]).all()
 
 
+def test_curves_come_from_the_csv_logs_where_a_bundle_left_out_tensorboard(tmp_path: Path):
+    (tmp_path / "progress_0.csv").write_text(
+        "time/trained_minutes,env/curriculum/terrain_level,time/total_timesteps\n1.0,,100\n2.0,0.5,200\n"
+    )
+    (tmp_path / "progress_1.csv").write_text("time/total_timesteps,time/trained_minutes\n300,3.5\n")
+    curves = read_curves(tmp_path)
+    np.testing.assert_array_equal(curves["steps"], [100, 200, 300])
+    np.testing.assert_allclose(curves["minutes"], [1.0, 2.0, 3.5])
+    np.testing.assert_allclose(curves["terrain_level"], [np.nan, 0.5, np.nan])
+
+
 def test_a_video_has_every_frame_at_its_size(tmp_path: Path):
     import imageio.v3 as iio
 
