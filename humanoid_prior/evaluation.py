@@ -231,8 +231,10 @@ def crossing(task: TaskCfg, policy: Policy, repeats: int = 64, episode_s: float 
     Every env spawns on the middle tile's centre platform heading +x (rows run along x), with
     randomisation and noise as in training. 64 episodes per cell, so a fall rate moves in steps of 1.6%
     (with 16, in steps of 6%: too coarse for a target of <= 10% falls). Per cell: the fall rate, the
-    mean distance along +x (`distance_m`), and the share of episodes that covered `CROSSING_DISTANCE`
-    without a fall.
+    mean distance along +x (`distance_m`), the share of episodes that covered `CROSSING_DISTANCE`
+    without a fall, and where along +x each fall happened (`fall_at_m`, sorted). The walk meets the
+    feature 1 m out and the tile edge 4 m out, where the next tile's feature runs the other way (a
+    "down" cell climbs again after the edge), so `fall_at_m` says which part a robot falls on.
     """
     if task.terrain is None:
         raise ValueError("the crossing test needs a terrain task (e.g. the rough preset), not a flat plane.")
@@ -261,5 +263,6 @@ def crossing(task: TaskCfg, policy: Policy, repeats: int = 64, episode_s: float 
             "crossed": float(np.mean((forward >= CROSSING_DISTANCE) & ~fell)),
             "difficulty": float(difficulty),
             "lin_vel_error": float(metrics["lin_vel_error"].mean()),
+            "fall_at_m": np.round(np.sort(forward[fell]), 2).tolist(),
         }
     return out

@@ -226,3 +226,6 @@ def test_crossing_walks_along_rows_of_one_feature_and_counts_who_got_past_it() -
     )
     assert set(standing) == set(cells)
     assert all(c["crossed"] == 0.0 and abs(c["distance_m"]) < 1.0 for c in standing.values())
+    for c in standing.values():  # one forward position per fall, where it fell
+        assert len(c["fall_at_m"]) == round(c["fall_rate"] * 2)
+        assert c["fall_at_m"] == sorted(c["fall_at_m"]) and all(abs(x) < 1.0 for x in c["fall_at_m"])
