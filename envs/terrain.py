@@ -36,6 +36,9 @@ class TerrainType(StrEnum):
 
 _KNOWN_TYPES = ", ".join(t.value for t in TerrainType)
 _OBSTACLE_SIDE_RANGE = (0.5, 1.5)  # metres, per block side
+_PYRAMIDS = frozenset(
+    {TerrainType.SLOPE_UP, TerrainType.SLOPE_DOWN, TerrainType.STAIRS_UP, TerrainType.STAIRS_DOWN}
+)
 
 
 @dataclass(frozen=True)
@@ -82,6 +85,11 @@ class TerrainCfg:
     """Side in metres of the flat spawn platform at the centre of every non-flat, non-rough tile."""
     vertical_scale: float = 0.005
     """All heights are quantised to multiples of this many metres."""
+    level_edges: bool = False
+    """Lift or sink each slope and stairs tile so its outer ring is at height 0, as legged_gym's pyramids
+    are: tiles then meet each other and the border without a cliff, and a tile's feature, seen from its
+    platform, is unchanged. Off, the platform is at 0 and the edges are not (up to 1.8 m at 0.18 m steps),
+    so a robot that walks off its tile meets a wall or a drop of up to 3.6 m."""
     seed: int = 0
     """Seed of the generator; tile (row, col) draws from default_rng([seed, row, col])."""
 
@@ -223,7 +231,7 @@ def _obstacle_tile(h_max: float, cfg: TerrainCfg, rng: np.random.Generator, loca
 def _tile_heights(
     kind: TerrainType, d: float, cfg: TerrainCfg, rng: np.random.Generator, local: _Real, dist: _Real
 ) -> _Real:
-    """Heights of one tile, indexed [y, x], with the centre platform at 0 for slopes, stairs and obstacles."""
+    """Heights of one tile, indexed [y, x]: the platform at 0 (or the outer ring, `level_edges`)."""
     sign = -1.0 if kind in (TerrainType.SLOPE_DOWN, TerrainType.STAIRS_DOWN) else 1.0
     if kind in (TerrainType.SLOPE_UP, TerrainType.SLOPE_DOWN):
         h = sign * math.tan(math.radians(d * cfg.max_slope_deg)) * dist
@@ -238,6 +246,9 @@ def _tile_heights(
         h = _obstacle_tile(_lerp(cfg.obstacle_height_range, d), cfg, rng, local)
     else:
         h = np.zeros_like(dist)
+    if cfg.level_edges and kind in _PYRAMIDS:
+        # Sample [0, 0] is on the outer ring; a whole number of quanta keeps the feature's own rounding.
+        h = h - np.round(h[0, 0] / cfg.vertical_scale) * cfg.vertical_scale
     return np.round(h / cfg.vertical_scale) * cfg.vertical_scale
 
 
@@ -348,9 +359,8 @@ def generate_terrain(cfg: TerrainCfg | None = None) -> Terrain:
     local = (np.arange(n) - n / 2) * hs  # sample offsets from the tile centre, same along x and y
     cheb = np.maximum(np.abs(local)[None, :], np.abs(local)[:, None])
     dist = np.maximum(cheb - cfg.platform_size / 2, 0.0)
-    # Tiles are generated independently, so neighbouring tiles may meet at a cliff (e.g. slope_up next to
-    # slope_down at high difficulty). legged_gym accepts the same: robots spawn on the centre platform and
-    # the curriculum moves them before they usually reach a tile edge.
+    # Tiles are generated independently. Without `level_edges` neighbouring slope and stairs tiles meet at
+    # a cliff (e.g. slope_up next to slope_down); legged_gym's pyramids avoid it with every edge at 0.
     for c, kind in enumerate(types):
         for r, d in enumerate(terrain.difficulties):
             rng = np.random.default_rng([cfg.seed, r, c])  # per-tile streams: tiles do not shift each other

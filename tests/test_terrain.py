@@ -274,3 +274,25 @@ def test_obstacles_leave_the_centre_platform_clear():
         assert not tile[platform].any()
         assert (tile > 0).any() and (tile < 0).any()  # blocks are signed, up and down
         assert terrain.tile_center(row, 0)[2] == 0.0
+
+
+def test_level_edges_join_tiles_without_a_cliff_and_keep_each_feature():
+    kinds = ("flat", "slope_up", "slope_down", "stairs_up", "stairs_down")
+    cfg = small_cfg(*kinds, num_rows=4)  # d = 0, 1/3, 2/3, 1
+    cliffs, level = generate_terrain(cfg), generate_terrain(dataclasses.replace(cfg, level_edges=True))
+
+    def largest_step_across_borders(terrain: Terrain) -> float:
+        h = terrain.heights.astype(np.float64)
+        return max(np.abs(np.diff(h, axis=0)).max(), np.abs(np.diff(h, axis=1)).max())
+
+    # Within a slope tile one 0.1 m cell rises at most tan(20°) * 0.1 = 0.036 m (plus quantisation); a
+    # stairs tile rises 0.18 m per tread at d = 1. So 0.19 m bounds every step inside tiles, and any
+    # larger one is a cliff between tiles or at the border.
+    assert largest_step_across_borders(level) <= 0.18 + 0.005 + 1e-6
+    assert largest_step_across_borders(cliffs) > 1.0
+    for row in range(cfg.num_rows):
+        for col in range(len(kinds)):
+            old, new = cliffs.tile_heights(row, col), level.tile_heights(row, col)
+            np.testing.assert_allclose(new - new[C, C], old - old[C, C], atol=1e-6)  # same feature
+            assert new[0, :].max() == new[0, :].min() == 0.0  # the outer ring at 0
+            np.testing.assert_allclose(level.tile_center(row, col)[2], new[C, C], atol=1e-6)
