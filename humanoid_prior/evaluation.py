@@ -15,7 +15,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypedDict
 
 import numpy as np
 
@@ -224,8 +224,19 @@ def crossing_cells(terrain: TerrainCfg) -> dict[str, tuple[TerrainType, float]]:
     }
 
 
+class CrossingCell(TypedDict):
+    """One crossing cell's result (see `crossing`)."""
+
+    fall_rate: float
+    distance_m: float
+    crossed: float
+    difficulty: float
+    lin_vel_error: float
+    fall_at_m: list[float]
+
+
 def crossing(task: TaskCfg, policy: Policy, repeats: int = 64, episode_s: float = 20.0,
-             speed: float = 0.5, seed: int = 12345) -> dict[str, dict[str, float]]:  # fmt: skip
+             speed: float = 0.5, seed: int = 12345) -> dict[str, CrossingCell]:  # fmt: skip
     """Walk `speed` m/s straight along a row of three identical tiles for each crossing cell.
 
     Every env spawns on the middle tile's centre platform heading +x (rows run along x), with
@@ -238,7 +249,7 @@ def crossing(task: TaskCfg, policy: Policy, repeats: int = 64, episode_s: float 
     """
     if task.terrain is None:
         raise ValueError("the crossing test needs a terrain task (e.g. the rough preset), not a flat plane.")
-    out = {}
+    out: dict[str, CrossingCell] = {}
     for name, (kind, difficulty) in crossing_cells(task.terrain).items():
         terrain = dataclasses.replace(task.terrain, num_rows=3, num_cols=1, proportions=((kind.value, 1.0),),
                                       difficulty_range=(difficulty, difficulty))  # fmt: skip
