@@ -105,17 +105,17 @@ def stale_settings(baseline: dict[str, Any], off: dict[str, Any], overrides: lis
     An "off" run measured against an older default differs in more than one lever; the table says so.
     Run bookkeeping (`run.*`) and simulator threads do not change what is learnt and are ignored, and so
     is a value where today's default is None: that means "the robot's own value", which older configs
-    wrote out (base_height_target 0.78 for the G1). A setting absent from an older config is a field
-    added since, whose default keeps the old behaviour (a new reward term at weight 0); it is skipped.
+    wrote out (base_height_target 0.78 for the G1). A setting absent from either config is a field
+    added since the older of the two ran, whose default keeps the old behaviour (a new reward term at
+    weight 0, the observation history of length 1); it is skipped, whichever side is the older.
     """
     lever = {o.split("=", 1)[0] for o in overrides}
     base, old = flatten(baseline), flatten(off)
     return {
-        key: old.get(key, "absent")
-        for key in sorted(set(base) | set(old))
-        if key in old
-        and base.get(key, "absent") != old[key]
-        and base.get(key, "absent") is not None
+        key: old[key]
+        for key in sorted(set(base) & set(old))
+        if base[key] != old[key]
+        and base[key] is not None
         and not key.startswith("run.")
         and key != "task.sim.nthread"
         and key not in LEGACY_FIELDS
@@ -188,13 +188,14 @@ def main() -> None:
     parser.add_argument("--report-only", action="store_true")
     args = parser.parse_args()
     if not args.report_only:
-        script = Path(__file__).with_name("teacher_learning.py")
+        repo = Path(__file__).resolve().parents[1]  # run from the repo, so results record a relative command
+        script = "benchmarks/teacher_learning.py"
         for name in args.only or list(LEVERS):
-            cmd = [sys.executable, str(script), "--preset", "g1_flat", "--steps", str(args.steps), "--seeds",
+            cmd = [sys.executable, script, "--preset", "g1_flat", "--steps", str(args.steps), "--seeds",
                    *map(str, args.seeds), "--results-name", f"lever_{name}", "--no-video"]  # fmt: skip
             for override in LEVERS[name][1]:
                 cmd += ["--set", override]
-            subprocess.run(cmd, check=True)
+            subprocess.run(cmd, check=True, cwd=repo)
     text = report(args.steps)
     (RESULTS / "teacher_levers.md").write_text(text)
     print(text)

@@ -1,4 +1,4 @@
-"""benchmarks/teacher_learning.py: seeds of one experiment run in different sessions end in one result."""
+"""benchmarks/teacher_learning.py and teacher_levers.py: results of runs made in different sessions."""
 
 from __future__ import annotations
 
@@ -10,10 +10,8 @@ from types import ModuleType
 REPO = Path(__file__).resolve().parents[1]
 
 
-def _script() -> ModuleType:
-    spec = importlib.util.spec_from_file_location(
-        "teacher_learning", REPO / "benchmarks" / "teacher_learning.py"
-    )
+def _script(name: str = "teacher_learning") -> ModuleType:
+    spec = importlib.util.spec_from_file_location(name, REPO / "benchmarks" / f"{name}.py")
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -33,3 +31,18 @@ def test_a_later_seed_joins_the_earlier_seeds_of_the_same_experiment_only(tmp_pa
     assert earlier_seeds(path, "g1_rough", ["ppo.ent_coef=0.005"], [1]) == {}
     assert earlier_seeds(path, "g1_flat", overrides, [1]) == {}
     assert earlier_seeds(tmp_path / "absent.json", "g1_rough", overrides, [1]) == {}
+
+
+def test_a_lever_row_names_settings_that_differ_from_the_default_but_not_fields_added_since() -> None:
+    stale_settings = _script("teacher_levers").stale_settings
+    baseline = {
+        "ppo": {"desired_kl": 0.02, "ent_coef": 0.005},
+        "task": {"terminations": {"base_contact": True}},
+    }
+    # A newer "off" run: the same recipe plus fields the baseline predates (history, termination terms).
+    newer = {"ppo": {"desired_kl": 0.02, "ent_coef": 0.005},
+             "task": {"terminations": {"terms": ["tilt"]}, "observations": {"history_len": 1}}}  # fmt: skip
+    assert stale_settings(baseline, newer, ["ppo.ent_coef=0.0"]) == {}
+    # An older "off" run that differs in another setting than its lever: named.
+    older = {"ppo": {"desired_kl": 0.01, "ent_coef": 0.0}}
+    assert stale_settings(baseline, older, ["ppo.ent_coef=0.0"]) == {"ppo.desired_kl": 0.01}
