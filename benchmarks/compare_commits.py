@@ -75,6 +75,14 @@ def run_benchmark(tree: Path, env: dict[str, str], args: list[str]) -> dict[str,
     return {k: float(result[k]) for k in FIGURES if k in result}
 
 
+def checkout_commit() -> str:
+    """The checkout's commit, `+dirty` when it has uncommitted changes (then the commit alone is not it)."""
+    head = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True,
+                          text=True, check=True).stdout.strip()  # fmt: skip
+    dirty = subprocess.run(["git", "-C", str(REPO), "diff", "--quiet", "HEAD"], check=False).returncode != 0
+    return head + ("+dirty" if dirty else "")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--before", required=True, help="commit of the 'before' tree")
@@ -124,7 +132,7 @@ def main() -> None:
     result = {
         "what": "throughput ratios of two trees, measured in one run, rounds interleaved",
         "before": args.before,
-        "after": args.after or "this checkout",
+        "after": args.after or checkout_commit(),
         "benchmarks": {name: BENCHMARKS[name] for name in args.only},
         "runs": runs,
         "medians": {
