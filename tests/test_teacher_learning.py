@@ -7,6 +7,8 @@ import json
 from pathlib import Path
 from types import ModuleType
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -46,3 +48,19 @@ def test_a_lever_row_names_settings_that_differ_from_the_default_but_not_fields_
     # An older "off" run that differs in another setting than its lever: named.
     older = {"ppo": {"desired_kl": 0.01, "ent_coef": 0.0}}
     assert stale_settings(baseline, older, ["ppo.ent_coef=0.0"]) == {"ppo.desired_kl": 0.01}
+
+
+def test_compare_commits_makes_each_tree_import_its_own_package(tmp_path: Path) -> None:
+    """The before/after throughput script runs an old tree's code, not this checkout's (which the
+    editable install would supply)."""
+    compare = _script("compare_commits")
+    old = tmp_path / "old"
+    for package in ("humanoid_prior", "envs", "policies", "deploy"):
+        (old / package).mkdir(parents=True)
+        (old / package / "__init__.py").write_text("")
+    (old / "envs" / "robots.py").write_text("")
+    env = compare.checked_env(old, compare.import_tree(old, tmp_path / "old_import"))
+    assert env["PYTHONPATH"] == str(tmp_path / "old_import")
+    # This checkout's import tree, used for the old tree: caught before any benchmark runs.
+    with pytest.raises(SystemExit, match="imports the package from"):
+        compare.checked_env(old, compare.import_tree(REPO, tmp_path / "repo_import"))
