@@ -10,7 +10,6 @@ from typing import Any
 import pytest
 
 from humanoid_prior.config import PPOCfg, RunCfg, TeacherCfg, g1_flat, g1_rough
-from humanoid_prior.envs.batched_sim import SimCfg
 from humanoid_prior.envs.model_builder import RobotModel, build_model
 from humanoid_prior.envs.robots import get_robot
 from humanoid_prior.envs.task_cfg import TaskCfg
@@ -63,7 +62,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 def tiny_cfg(tmp_path: Path, **run_changes: Any) -> TeacherCfg:
     """A G1 flat teacher of 4 envs and 64 steps, checkpointing every iteration, in `tmp_path`."""
     cfg = g1_flat()
-    task = dataclasses.replace(cfg.task, sim=SimCfg(num_envs=4, nthread=1))
+    task = cfg.task.with_batch(4, nthread=1)
     settings: dict[str, Any] = dict(run_dir=str(tmp_path), name="tiny", total_steps=64, checkpoint_every=1,
                                     video_every=0, progress_bar=False)  # fmt: skip
     run = dataclasses.replace(RunCfg(), **(settings | run_changes))
@@ -76,4 +75,4 @@ def tiny_rough_task(num_rows: int) -> TaskCfg:
     rough = g1_rough().task
     assert rough.terrain is not None
     terrain = dataclasses.replace(rough.terrain, num_rows=num_rows, num_cols=7)
-    return dataclasses.replace(rough, terrain=terrain, sim=SimCfg(num_envs=4, nthread=1))
+    return dataclasses.replace(rough.with_batch(4, nthread=1), terrain=terrain)

@@ -34,7 +34,7 @@ ACTION = 0.1  # a constant action, visible in the observations' "actions" term
 
 def _cfg(num_envs: int = N, **overrides: Any) -> TaskCfg:
     cfg = task_preset("g1", "flat", num_envs)
-    return dataclasses.replace(cfg, sim=SimCfg(num_envs=num_envs, nthread=1), **overrides)
+    return dataclasses.replace(cfg.with_batch(num_envs, nthread=1), **overrides)
 
 
 @pytest.fixture

@@ -23,7 +23,6 @@ from humanoid_prior.deploy.robot import JointCommand, RobotState, VirtualClockRo
 from humanoid_prior.deploy.runtime import Runtime
 from humanoid_prior.deploy.safety import SafetyLayer
 from humanoid_prior.deploy.sim2sim import run_sim2sim
-from humanoid_prior.envs.batched_sim import SimCfg
 from humanoid_prior.envs.locomotion import LocomotionEnv
 from humanoid_prior.envs.sb3_vec_env import LocomotionVecEnv
 from humanoid_prior.runners.student import teacher_config, train_student
@@ -44,12 +43,12 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     ppo = dataclasses.replace(PPOCfg(), n_steps=8, batch_size=16, n_epochs=1)
     run = dataclasses.replace(RunCfg(), run_dir=str(root), name="teacher", total_steps=64, checkpoint_every=1,
                               video_every=0, progress_bar=False)  # fmt: skip
-    task = dataclasses.replace(cfg.task, sim=SimCfg(num_envs=4, nthread=1))
+    task = cfg.task.with_batch(4, nthread=1)
     teacher = train_teacher(dataclasses.replace(cfg, task=task, run=run, ppo=ppo), use_wandb=False)
     scfg = student_preset(teacher_config(teacher), str(teacher), "distill")
     scfg = dataclasses.replace(
         scfg, run=dataclasses.replace(run, name="student"), ppo=ppo,
-        task=dataclasses.replace(scfg.task, sim=SimCfg(num_envs=4, nthread=1)),
+        task=scfg.task.with_batch(4, nthread=1),
     )  # fmt: skip
     student = train_student(scfg, use_wandb=False)
     return {"teacher": teacher, "student": student}
@@ -201,7 +200,7 @@ def test_manifest_errors_name_the_problem(student_manifest: Manifest, tmp_path: 
 
 def noise_free_env(task, num_envs: int = 1) -> LocomotionEnv:
     groups = {k: dataclasses.replace(g, noisy=False) for k, g in task.observations.items()}
-    task = dataclasses.replace(task, sim=SimCfg(num_envs=num_envs, nthread=1), observations=groups,
+    task = dataclasses.replace(task.with_batch(num_envs, nthread=1), observations=groups,
                                domain_rand=dataclasses.replace(task.domain_rand, enabled=False))  # fmt: skip
     return LocomotionEnv(task, seed=3)
 

@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 from conftest import tiny_rough_task
 
-from humanoid_prior.envs.batched_sim import SimCfg
 from humanoid_prior.envs.commands import CommandCfg, CommandSampler
 from humanoid_prior.envs.curriculum import CurriculumCfg, TerrainCurriculum, commanded_step
 from humanoid_prior.envs.frames import yaw_of
@@ -24,7 +23,7 @@ NEVER_FALL = TerminationCfg(terms=("diverged", "time_out"))  # only the time lim
 
 
 def small_task(num_envs: int = 3, **changes) -> TaskCfg:
-    cfg = dataclasses.replace(task_preset("g1", "flat"), sim=SimCfg(num_envs=num_envs, nthread=1))
+    cfg = task_preset("g1", "flat").with_batch(num_envs, nthread=1)
     return dataclasses.replace(cfg, **changes)
 
 
@@ -382,7 +381,7 @@ def test_every_preset_runs_100_random_steps(robot: str, terrain: str) -> None:
     cfg = task_preset(robot, terrain, num_envs=4)
     if cfg.terrain is not None:  # a smaller grid keeps the test quick; same generator and code path
         cfg = dataclasses.replace(cfg, terrain=dataclasses.replace(cfg.terrain, num_rows=3, num_cols=7))
-    env = LocomotionEnv(dataclasses.replace(cfg, sim=SimCfg(num_envs=4, nthread=2)), seed=0)
+    env = LocomotionEnv(cfg.with_batch(4, nthread=2), seed=0)
     obs = env.reset()
     rng = np.random.default_rng(0)
     for _ in range(100):

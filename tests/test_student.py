@@ -13,7 +13,6 @@ import pytest
 from stable_baselines3.common.vec_env import VecNormalize
 
 from humanoid_prior.config import PPOCfg, RunCfg, StudentCfg, TeacherDataCfg, g1_flat, student_preset
-from humanoid_prior.envs.batched_sim import SimCfg
 from humanoid_prior.envs.history import FrameHistory
 from humanoid_prior.envs.locomotion import LocomotionEnv
 from humanoid_prior.envs.sb3_vec_env import LocomotionVecEnv
@@ -104,7 +103,7 @@ def tiny_teacher(tmp_path_factory: pytest.TempPathFactory) -> Path:
     run = dataclasses.replace(RunCfg(), run_dir=str(root), name="t", total_steps=64, checkpoint_every=1,
                               video_every=0, progress_bar=False)  # fmt: skip
     ppo = dataclasses.replace(PPOCfg(), n_steps=8, batch_size=16, n_epochs=1)
-    task = dataclasses.replace(cfg.task, sim=SimCfg(num_envs=4, nthread=1))
+    task = cfg.task.with_batch(4, nthread=1)
     cfg = dataclasses.replace(cfg, task=task, run=run, ppo=ppo)
     return train_teacher(cfg, use_wandb=False)
 
@@ -118,7 +117,7 @@ def tiny_student(teacher_run: Path, tmp_path: Path, method: str = "tmp", **chang
     cfg = student_preset(teacher_config(teacher_run), str(teacher_run), method)
     run = dataclasses.replace(cfg.run, run_dir=str(tmp_path), name=method, total_steps=96, checkpoint_every=1,
                               video_every=0, progress_bar=False)  # fmt: skip
-    task = dataclasses.replace(cfg.task, sim=SimCfg(num_envs=4, nthread=1))
+    task = cfg.task.with_batch(4, nthread=1)
     ppo = dataclasses.replace(PPOCfg(), n_steps=8, batch_size=16, n_epochs=1)
     disc = dataclasses.replace(cfg.discriminator, batch_size=32, steps_per_iteration=2)
     data = TeacherDataCfg(transitions=300, num_envs=4)
@@ -151,7 +150,7 @@ def test_tiny_tmp_student_trains_saves_resumes_and_acts(tiny_teacher: Path, tmp_
     assert isinstance(policy, LoadedStudent) and policy.history_len == 6
     with pytest.raises(ValueError, match="not a teacher"):
         teacher_config(run_dir)  # a student cannot teach
-    env = LocomotionEnv(dataclasses.replace(policy.cfg.task, sim=SimCfg(num_envs=2, nthread=1)), seed=0)
+    env = LocomotionEnv(policy.cfg.task.with_batch(2, nthread=1), seed=0)
     obs = env.reset()
     actions = policy(obs)
     assert actions.shape == (2, 12) and np.isfinite(actions).all()

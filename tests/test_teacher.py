@@ -17,7 +17,6 @@ from humanoid_prior import evaluation
 from humanoid_prior.algorithms.ppo import AdaptiveLR
 from humanoid_prior.config import PPOCfg, TeacherCfg, g1_flat, g1_rough, teacher_preset, to_dict
 from humanoid_prior.config_io import from_dict, with_overrides
-from humanoid_prior.envs.batched_sim import SimCfg
 from humanoid_prior.evaluation import EvalCfg, evaluate
 from humanoid_prior.runners.teacher import train_teacher
 from humanoid_prior.runners.training import TrainingSession, learning_rate_schedule
@@ -173,7 +172,7 @@ def test_resume_of_a_corrupt_run_is_one_clear_line(tmp_path: Path) -> None:
 
 
 def test_evaluation_counts_falls_and_groups_results() -> None:
-    task = dataclasses.replace(g1_flat().task, sim=SimCfg(num_envs=1, nthread=1))
+    task = g1_flat().task.with_batch(1, nthread=1)
     cfg = EvalCfg(commands=((0.0, 0.0, 0.0), (0.5, 0.0, 0.0)), repeats=2, episode_s=3.0)
     # Default-pose targets: a humanoid under fixed PD targets tips over within ~1-2 s (physics).
     result = evaluate(task, lambda obs: np.zeros((len(obs["proprio"]), 12)), cfg)

@@ -183,7 +183,7 @@ def test_robot_dependent_targets_come_from_the_robot_loaded() -> None:
     from humanoid_prior.envs.task_cfg import g1_flat
 
     task = g1_flat(num_envs=2)
-    env = LocomotionEnv(dataclasses.replace(task, robot="h1", sim=SimCfg(num_envs=2, nthread=1)), seed=0)
+    env = LocomotionEnv(dataclasses.replace(task.with_batch(2, nthread=1), robot="h1"), seed=0)
     assert env.rewards.cfg.params.base_height_target == get_robot("h1").nominal_base_height == 1.01
     env.close()
 
@@ -232,7 +232,7 @@ def test_a_robot_file_gets_its_own_preset_and_run_name(tmp_path: Path) -> None:
     assert not policy.cfg.ppo.symmetry, "no mirror map in the file: no mirror augmentation"
     from humanoid_prior.envs.locomotion import LocomotionEnv
 
-    env = LocomotionEnv(dataclasses.replace(policy.cfg.task, sim=SimCfg(num_envs=2, nthread=1)), seed=0)
+    env = LocomotionEnv(policy.cfg.task.with_batch(2, nthread=1), seed=0)
     assert env.rewards.cfg.params.base_height_target == 0.5
     env.close()
 
