@@ -24,14 +24,12 @@ import subprocess
 import sys
 import tempfile
 import time
+import tomllib
 from pathlib import Path
 
 from humanoid_prior.monitoring import machine
 
 REPO = Path(__file__).resolve().parents[1]
-TOP_LEVEL_PACKAGES = ("envs", "policies", "deploy")
-"""Folders at the repository root that install under `humanoid_prior.` (pyproject's package-dir)."""
-
 BENCHMARKS = {
     "sim": "benchmarks/sim_throughput.py --robot g1 --num-envs 64 --task rough --repeats 3",
     "train": "benchmarks/train_throughput.py --preset g1_flat --rounds 1",
@@ -40,29 +38,59 @@ BENCHMARKS = {
 FIGURES = ("ratio", "task_overhead")
 
 
+def subpackages(tree: Path) -> dict[str, str]:
+    """`humanoid_prior.<name>` -> its folder at the tree's root, from the tree's own pyproject package-dir."""
+    mapping = tomllib.loads((tree / "pyproject.toml").read_text())["tool"]["setuptools"]["package-dir"]
+    return {name.split(".", 1)[1]: folder for name, folder in mapping.items() if "." in name}
+
+
 def import_tree(tree: Path, dest: Path) -> Path:
     """A folder that, first on PYTHONPATH, makes `import humanoid_prior...` load `tree`'s code."""
     package = dest / "humanoid_prior"
     package.mkdir(parents=True)
     for entry in (tree / "humanoid_prior").iterdir():
         (package / entry.name).symlink_to(entry)
-    for name in TOP_LEVEL_PACKAGES:
-        (package / name).symlink_to(tree / name)
+    for name, folder in subpackages(tree).items():
+        if not (package / name).exists():  # a layout with the subpackage inside humanoid_prior/ has it
+            (package / name).symlink_to(tree / folder)
     return dest
 
 
 def checked_env(tree: Path, path: Path) -> dict[str, str]:
-    """The environment that runs `tree`'s code; fails if the package still resolves elsewhere."""
+    """The environment that runs `tree`'s code; fails if any of its packages resolves elsewhere.
+
+    A package the tree lacks would otherwise come silently from this checkout's editable install.
+    """
     env = {**os.environ, "PYTHONPATH": str(path)}
-    probe = "import humanoid_prior.envs.robots as m, os; print(os.path.realpath(m.__file__))"
+    modules = ["humanoid_prior", *(f"humanoid_prior.{name}" for name in subpackages(tree))]
+    probe = (
+        "import importlib, os\n"
+        f"for name in {modules!r}:\n"
+        "    print(name, os.path.realpath(importlib.import_module(name).__file__))"
+    )
     # -P: like a script (whose own folder, not the cwd, starts sys.path), the probe must not find the
     # cwd's humanoid_prior/, which lacks envs/ and would let the editable hook supply this checkout's.
-    loaded = subprocess.run(
-        [sys.executable, "-P", "-c", probe], cwd=tree, env=env, capture_output=True, text=True, check=True
-    )
-    if not Path(loaded.stdout.strip()).is_relative_to(tree.resolve()):
-        raise SystemExit(f"the tree {tree} imports the package from {loaded.stdout.strip()}, not from itself")
+    loaded = subprocess.run([sys.executable, "-P", "-c", probe], cwd=tree, env=env, capture_output=True,
+                            text=True)  # fmt: skip
+    if loaded.returncode != 0:
+        raise SystemExit(f"the tree {tree} does not import: {loaded.stderr.strip().splitlines()[-1]}")
+    for line in loaded.stdout.splitlines():
+        name, file = line.split(" ", 1)
+        if not Path(file).is_relative_to(tree.resolve()):
+            raise SystemExit(f"the tree {tree} imports {name} from {file}, not from itself")
     return env
+
+
+def git(*args: str) -> str:
+    """A git command in this checkout; its output (git's own errors reach the terminal)."""
+    return subprocess.run(["git", "-C", str(REPO), *args], stdout=subprocess.PIPE, text=True,
+                          check=True).stdout.strip()  # fmt: skip
+
+
+def checkout_commit() -> str:
+    """The checkout's commit, `+dirty` when it has uncommitted changes (then the commit alone is not it)."""
+    dirty = subprocess.run(["git", "-C", str(REPO), "diff", "--quiet", "HEAD"], check=False).returncode != 0
+    return git("rev-parse", "--short", "HEAD") + ("+dirty" if dirty else "")
 
 
 def run_benchmark(tree: Path, env: dict[str, str], args: list[str]) -> dict[str, float]:
@@ -75,14 +103,6 @@ def run_benchmark(tree: Path, env: dict[str, str], args: list[str]) -> dict[str,
     return {k: float(result[k]) for k in FIGURES if k in result}
 
 
-def checkout_commit() -> str:
-    """The checkout's commit, `+dirty` when it has uncommitted changes (then the commit alone is not it)."""
-    head = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True,
-                          text=True, check=True).stdout.strip()  # fmt: skip
-    dirty = subprocess.run(["git", "-C", str(REPO), "diff", "--quiet", "HEAD"], check=False).returncode != 0
-    return head + ("+dirty" if dirty else "")
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--before", required=True, help="commit of the 'before' tree")
@@ -92,25 +112,25 @@ def main() -> None:
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
 
+    # Commits resolved before the first round: a commit made while a long comparison runs is not the one
+    # measured, and an abbreviated name may mean another commit later.
+    commits = {
+        "before": git("rev-parse", "--short", args.before),
+        "after": git("rev-parse", "--short", args.after) if args.after else checkout_commit(),
+    }
+    runs: dict[str, dict[str, dict[str, list[float]]]] = {
+        side: {name: {} for name in args.only} for side in commits
+    }
     with tempfile.TemporaryDirectory() as tmp_dir:
         tmp = Path(tmp_dir)
-        trees: dict[str, Path] = {}
-        worktrees = []
-        for side, rev in (("before", args.before), ("after", args.after)):
-            if rev is None:
-                trees[side] = REPO
-                continue
-            trees[side] = tmp / side
-            subprocess.run(["git", "-C", str(REPO), "worktree", "add", "--detach", str(trees[side]), rev],
-                           check=True, capture_output=True)  # fmt: skip
-            worktrees.append(trees[side])
+        trees = {side: REPO if side == "after" and args.after is None else tmp / side for side in commits}
         try:
+            for side, tree in trees.items():
+                if tree != REPO:
+                    git("worktree", "add", "--detach", str(tree), commits[side].removesuffix("+dirty"))
             envs = {
                 side: checked_env(tree, import_tree(tree, tmp / f"{side}_import"))
                 for side, tree in trees.items()
-            }
-            runs: dict[str, dict[str, dict[str, list[float]]]] = {
-                side: {name: {} for name in args.only} for side in trees
             }
             for r in range(args.rounds):
                 order = ("before", "after") if r % 2 == 0 else ("after", "before")
@@ -119,24 +139,31 @@ def main() -> None:
                         t0 = time.perf_counter()
                         figures = run_benchmark(trees[side], envs[side], shlex.split(BENCHMARKS[name]))
                         for key, value in figures.items():
-                            runs[side][name].setdefault(key, []).append(round(value, 3))
+                            runs[side][name].setdefault(key, []).append(value)
                         print(
                             f"round {r + 1} {side:6s} {name:5s} {figures} ({time.perf_counter() - t0:.0f} s)"
                         )
         finally:
-            for tree in worktrees:
-                subprocess.run(
-                    ["git", "-C", str(REPO), "worktree", "remove", "--force", str(tree)], check=False
-                )
+            for tree in trees.values():
+                if tree != REPO and tree.exists():
+                    git("worktree", "remove", "--force", str(tree))
+            git("worktree", "prune")
 
     result = {
         "what": "throughput ratios of two trees, measured in one run, rounds interleaved",
-        "before": args.before,
-        "after": args.after or checkout_commit(),
+        **commits,
         "benchmarks": {name: BENCHMARKS[name] for name in args.only},
-        "runs": runs,
+        "runs": {
+            side: {
+                name: {k: [round(v, 3) for v in vs] for k, vs in figs.items()} for name, figs in per.items()
+            }
+            for side, per in runs.items()
+        },
         "medians": {
-            side: {name: {k: statistics.median(v) for k, v in figs.items()} for name, figs in per.items()}
+            side: {
+                name: {k: round(statistics.median(v), 3) for k, v in figs.items()}
+                for name, figs in per.items()
+            }
             for side, per in runs.items()
         },
         "command": "python " + " ".join(shlex.quote(a) for a in sys.argv),

@@ -20,7 +20,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from humanoid_prior.config import LEGACY_FIELDS
+from humanoid_prior.config import TeacherCfg, from_saved, to_dict
 from humanoid_prior.evaluation import steps_to_target
 from humanoid_prior.monitoring import machine
 
@@ -103,24 +103,31 @@ def stale_settings(baseline: dict[str, Any], off: dict[str, Any], overrides: lis
     """Settings in which a lever's "off" runs differ from today's default other than the lever itself.
 
     An "off" run measured against an older default differs in more than one lever; the table says so.
-    Run bookkeeping (`run.*`) and simulator threads do not change what is learnt and are ignored, and so
-    is a value where today's default is None: that means "the robot's own value", which older configs
-    wrote out (base_height_target 0.78 for the G1). A setting absent from either config is a field
-    added since the older of the two ran, whose default keeps the old behaviour (a new reward term at
-    weight 0, the observation history of length 1); it is skipped, whichever side is the older.
+    Both configs are read as a run would load them (`config.from_saved`: renamed fields upgraded, fields
+    added since filled with their defaults; a reward term one side lacks counts as weight 0), so only
+    real differences remain. Run bookkeeping (`run.*`)
+    and simulator threads do not change what is learnt and are ignored, and so is a value where today's
+    default is None: that means "the robot's own value", which older configs wrote out
+    (base_height_target 0.78 for the G1).
     """
     lever = {o.split("=", 1)[0] for o in overrides}
-    base, old = flatten(baseline), flatten(off)
+    base = flatten(to_dict(from_saved(TeacherCfg, baseline)))
+    old = flatten(to_dict(from_saved(TeacherCfg, off)))
+    # Mappings (reward weights) are saved as they were: a term one side lacks is a term at weight 0.
     return {
-        key: old[key]
-        for key in sorted(set(base) & set(old))
-        if base[key] != old[key]
-        and base[key] is not None
+        key: old.get(key, 0.0)
+        for key in sorted(set(base) | set(old))
+        if base.get(key, 0.0) != old.get(key, 0.0)
+        and base.get(key, 0.0) is not None
         and not key.startswith("run.")
         and key != "task.sim.nthread"
-        and key not in LEGACY_FIELDS
         and not any(key == k or key.startswith(k + ".") for k in lever)
     }
+
+
+def episodes(result: dict[str, Any]) -> int:
+    """Episodes per evaluation of a flat result: every command, `repeats` times."""
+    return int(result["eval"]["repeats"]) * len(result["eval"]["commands"])
 
 
 def cell(rows: dict[str, dict[str, Any]]) -> str:
@@ -142,8 +149,9 @@ def report(steps: int) -> str:
         "# What each lever of the flat teacher is worth",
         "",
         f"G1 flat teacher, default recipe against the default with one lever off, at {steps / 1e6:.0f} M env "
-        "steps each, evaluated with the protocol of `humanoid_prior.evaluation` (64 episodes, full "
-        "randomisation and noise, seeds apart from training). Per seed: lin-vel tracking error, falls, and "
+        f"steps each, evaluated with the protocol of `humanoid_prior.evaluation` ({episodes(baseline)} "
+        "episodes on the default's side unless a row says otherwise, full randomisation and noise, seeds "
+        "apart from training). Per seed: lin-vel tracking error, falls, and "
         "the first evaluated step count that met the target (<= 0.15 m/s, <= 2% falls).",
         "",
         "Read with care: walking first appears around 4-6 M steps and the step at which it does varies by "
@@ -173,6 +181,10 @@ def report(steps: int) -> str:
             if stale:
                 settings = ", ".join(f"{k} = {v}" for k, v in stale.items())
                 what += f" *(off runs made with an older default, which also differs in: {settings})*"
+            if episodes(result) != episodes(baseline) or result.get("machine") != baseline.get("machine"):
+                # A finer evaluation or another machine's run: the cells are not measured alike.
+                what += (f" *(off: {episodes(result)} episodes per evaluation on {result.get('machine')}; "
+                         f"on: {episodes(baseline)} on {baseline.get('machine')})*")  # fmt: skip
         lines.append(f"| {what} | {cell(on)} | {cell(off)} |")
     lines += ["", "Made by `python benchmarks/teacher_levers.py --report-only --steps "
               f"{steps}` from:", ""] + [f"- `{c}`" for c in commands]  # fmt: skip

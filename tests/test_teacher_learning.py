@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import copy
 import importlib.util
 import json
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
+DELETE = object()
+"""Marks a config field to remove (a field that an older config did not have)."""
 
 
 def _script(name: str = "teacher_learning") -> ModuleType:
@@ -36,18 +40,38 @@ def test_a_later_seed_joins_the_earlier_seeds_of_the_same_experiment_only(tmp_pa
 
 
 def test_a_lever_row_names_settings_that_differ_from_the_default_but_not_fields_added_since() -> None:
+    from humanoid_prior.config import g1_flat, to_dict
+
     stale_settings = _script("teacher_levers").stale_settings
-    baseline = {
-        "ppo": {"desired_kl": 0.02, "ent_coef": 0.005},
-        "task": {"terminations": {"base_contact": True}},
+    baseline = to_dict(g1_flat())
+
+    def variant(**changes: Any) -> dict[str, Any]:
+        cfg = copy.deepcopy(baseline)
+        for path, value in changes.items():
+            *parents, leaf = path.split("__")
+            node = cfg
+            for key in parents:
+                node = node[key]
+            if value is DELETE:
+                del node[leaf]
+            else:
+                node[leaf] = value
+        return cfg
+
+    # An older config of the same recipe: the base-contact flag before terminations were named terms,
+    # and no entry for a reward term added since at weight 0. Nothing to flag.
+    older_form = variant(task__terminations__terms=DELETE, task__terminations__base_contact=True,
+                         task__rewards__weights__feet_phase=DELETE)  # fmt: skip
+    assert stale_settings(baseline, older_form, ["ppo.ent_coef=0.0"]) == {}
+    assert stale_settings(older_form, baseline, ["ppo.ent_coef=0.0"]) == {}
+    # Another set of terminations, or another setting than the lever's: named. The lever itself is not.
+    other = variant(
+        task__terminations__terms=["tilt", "diverged", "time_out"], ppo__desired_kl=0.01, ppo__ent_coef=0.0
+    )
+    assert stale_settings(baseline, other, ["ppo.ent_coef=0.0"]) == {
+        "task.terminations.terms": ["tilt", "diverged", "time_out"],
+        "ppo.desired_kl": 0.01,
     }
-    # A newer "off" run: the same recipe plus fields the baseline predates (history, termination terms).
-    newer = {"ppo": {"desired_kl": 0.02, "ent_coef": 0.005},
-             "task": {"terminations": {"terms": ["tilt"]}, "observations": {"history_len": 1}}}  # fmt: skip
-    assert stale_settings(baseline, newer, ["ppo.ent_coef=0.0"]) == {}
-    # An older "off" run that differs in another setting than its lever: named.
-    older = {"ppo": {"desired_kl": 0.01, "ent_coef": 0.0}}
-    assert stale_settings(baseline, older, ["ppo.ent_coef=0.0"]) == {"ppo.desired_kl": 0.01}
 
 
 def test_compare_commits_makes_each_tree_import_its_own_package(tmp_path: Path) -> None:
@@ -55,12 +79,18 @@ def test_compare_commits_makes_each_tree_import_its_own_package(tmp_path: Path) 
     editable install would supply)."""
     compare = _script("compare_commits")
     old = tmp_path / "old"
+    old.mkdir()
+    (old / "pyproject.toml").write_text((REPO / "pyproject.toml").read_text())
     for package in ("humanoid_prior", "envs", "policies", "deploy"):
-        (old / package).mkdir(parents=True)
+        (old / package).mkdir()
         (old / package / "__init__.py").write_text("")
-    (old / "envs" / "robots.py").write_text("")
     env = compare.checked_env(old, compare.import_tree(old, tmp_path / "old_import"))
     assert env["PYTHONPATH"] == str(tmp_path / "old_import")
     # This checkout's import tree, used for the old tree: caught before any benchmark runs.
-    with pytest.raises(SystemExit, match="imports the package from"):
+    with pytest.raises(SystemExit, match="imports humanoid_prior from"):
         compare.checked_env(old, compare.import_tree(REPO, tmp_path / "repo_import"))
+    # A package the old tree lacks would come from this checkout's editable install: caught too.
+    (old / "deploy" / "__init__.py").unlink()
+    (old / "deploy").rmdir()
+    with pytest.raises(SystemExit, match=r"imports humanoid_prior\.deploy from"):
+        compare.checked_env(old, compare.import_tree(old, tmp_path / "partial_import"))
