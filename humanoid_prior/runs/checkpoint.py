@@ -76,6 +76,11 @@ def latest_checkpoint(directory: Path) -> Path:
     return found[-1]
 
 
+GARBLED = (IndexError, KeyError, TypeError, OverflowError, MemoryError)
+"""What torch's weights-only unpickler raises on random opcodes (seen: 'pop from empty list', a missing
+memo key in ~5% of random 4 KiB files) instead of an UnpicklingError."""
+
+
 def load_checkpoint(
     path: Path,
     *,
@@ -89,7 +94,7 @@ def load_checkpoint(
         raise CheckpointError(f"checkpoint not found: {path}")
     try:
         data = torch.load(path, map_location="cpu", weights_only=True)
-    except (EOFError, RuntimeError, pickle.UnpicklingError, zipfile.BadZipFile, ValueError) as exc:
+    except (EOFError, RuntimeError, pickle.UnpicklingError, zipfile.BadZipFile, ValueError, *GARBLED) as exc:
         # torch's own message may advise loading with weights_only=False: never pass that on about a
         # file that failed to load (it would run whatever code the file holds).
         raise CheckpointError(
