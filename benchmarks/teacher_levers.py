@@ -105,20 +105,20 @@ def stale_settings(baseline: dict[str, Any], off: dict[str, Any], overrides: lis
     An "off" run measured against an older default differs in more than one lever; the table says so.
     Both configs are read as a run would load them (`config.from_saved`: renamed fields upgraded, fields
     added since filled with their defaults; a reward term one side lacks counts as weight 0), so only
-    real differences remain. Run bookkeeping (`run.*`)
-    and simulator threads do not change what is learnt and are ignored, and so is a value where today's
-    default is None: that means "the robot's own value", which older configs wrote out
-    (base_height_target 0.78 for the G1).
+    real differences remain. Run bookkeeping (`run.*`) and simulator threads do not change what is learnt
+    and are ignored, and so is a value where today's default is None: that means "the robot's own
+    value", which older configs wrote out (base_height_target 0.78 for the G1).
     """
     lever = {o.split("=", 1)[0] for o in overrides}
     base = flatten(to_dict(from_saved(TeacherCfg, baseline)))
     old = flatten(to_dict(from_saved(TeacherCfg, off)))
     # Mappings (reward weights) are saved as they were: a term one side lacks is a term at weight 0.
+    pairs = {key: (base.get(key, 0.0), old.get(key, 0.0)) for key in sorted(set(base) | set(old))}
     return {
-        key: old.get(key, 0.0)
-        for key in sorted(set(base) | set(old))
-        if base.get(key, 0.0) != old.get(key, 0.0)
-        and base.get(key, 0.0) is not None
+        key: off_value
+        for key, (default, off_value) in pairs.items()
+        if default != off_value
+        and default is not None
         and not key.startswith("run.")
         and key != "task.sim.nthread"
         and not any(key == k or key.startswith(k + ".") for k in lever)

@@ -7,13 +7,10 @@ import importlib.util
 import json
 from pathlib import Path
 from types import ModuleType
-from typing import Any
 
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-DELETE = object()
-"""Marks a config field to remove (a field that an older config did not have)."""
 
 
 def _script(name: str = "teacher_learning") -> ModuleType:
@@ -44,30 +41,18 @@ def test_a_lever_row_names_settings_that_differ_from_the_default_but_not_fields_
 
     stale_settings = _script("teacher_levers").stale_settings
     baseline = to_dict(g1_flat())
-
-    def variant(**changes: Any) -> dict[str, Any]:
-        cfg = copy.deepcopy(baseline)
-        for path, value in changes.items():
-            *parents, leaf = path.split("__")
-            node = cfg
-            for key in parents:
-                node = node[key]
-            if value is DELETE:
-                del node[leaf]
-            else:
-                node[leaf] = value
-        return cfg
-
     # An older config of the same recipe: the base-contact flag before terminations were named terms,
     # and no entry for a reward term added since at weight 0. Nothing to flag.
-    older_form = variant(task__terminations__terms=DELETE, task__terminations__base_contact=True,
-                         task__rewards__weights__feet_phase=DELETE)  # fmt: skip
+    older_form = copy.deepcopy(baseline)
+    older_form["task"]["terminations"] = {**baseline["task"]["terminations"], "base_contact": True}
+    del older_form["task"]["terminations"]["terms"]
+    del older_form["task"]["rewards"]["weights"]["feet_phase"]
     assert stale_settings(baseline, older_form, ["ppo.ent_coef=0.0"]) == {}
     assert stale_settings(older_form, baseline, ["ppo.ent_coef=0.0"]) == {}
     # Another set of terminations, or another setting than the lever's: named. The lever itself is not.
-    other = variant(
-        task__terminations__terms=["tilt", "diverged", "time_out"], ppo__desired_kl=0.01, ppo__ent_coef=0.0
-    )
+    other = copy.deepcopy(baseline)
+    other["task"]["terminations"]["terms"] = ["tilt", "diverged", "time_out"]
+    other["ppo"].update(desired_kl=0.01, ent_coef=0.0)
     assert stale_settings(baseline, other, ["ppo.ent_coef=0.0"]) == {
         "task.terminations.terms": ["tilt", "diverged", "time_out"],
         "ppo.desired_kl": 0.01,

@@ -76,9 +76,18 @@ def latest_checkpoint(directory: Path) -> Path:
     return found[-1]
 
 
-GARBLED = (IndexError, KeyError, TypeError, OverflowError, MemoryError)
-"""What torch's weights-only unpickler raises on random opcodes (seen: 'pop from empty list', a missing
-memo key in ~5% of random 4 KiB files) instead of an UnpicklingError."""
+UNREADABLE = (
+    EOFError,
+    RuntimeError,
+    pickle.UnpicklingError,
+    zipfile.BadZipFile,
+    ValueError,
+    IndexError,
+    KeyError,
+)
+"""What `torch.load` raises on a file that is not a readable checkpoint. IndexError and KeyError come from
+its weights-only unpickler on garbled opcodes ('pop from empty list', a missing memo key: ~5% of random
+4 KiB files)."""
 
 
 def load_checkpoint(
@@ -94,7 +103,7 @@ def load_checkpoint(
         raise CheckpointError(f"checkpoint not found: {path}")
     try:
         data = torch.load(path, map_location="cpu", weights_only=True)
-    except (EOFError, RuntimeError, pickle.UnpicklingError, zipfile.BadZipFile, ValueError, *GARBLED) as exc:
+    except UNREADABLE as exc:
         # torch's own message may advise loading with weights_only=False: never pass that on about a
         # file that failed to load (it would run whatever code the file holds).
         raise CheckpointError(

@@ -11,12 +11,12 @@ import numpy as np
 import torch
 from stable_baselines3.common.policies import MultiInputActorCriticPolicy
 
-from humanoid_prior.runs.checkpoint import CheckpointError, latest_checkpoint, load_checkpoint
 from humanoid_prior.config import StudentCfg, TeacherCfg, student_task
 from humanoid_prior.envs.spaces import action_space, observation_space
 from humanoid_prior.normaliser import ObsNormaliser
 from humanoid_prior.policies.actor_critic import policy_kwargs
 from humanoid_prior.policies.student_policy import StudentPolicy
+from humanoid_prior.runs.checkpoint import CheckpointError, latest_checkpoint, load_checkpoint
 from humanoid_prior.runs.run_dir import STUDENT_KIND, TEACHER_KIND, load_run_config
 
 

@@ -16,9 +16,9 @@ from typing import Any
 
 import yaml
 
-from humanoid_prior.runs.checkpoint import latest_checkpoint, list_checkpoints
 from humanoid_prior.config import TeacherCfg, from_saved, to_dict
 from humanoid_prior.envs.robots import RobotCfg, RobotConfigError, load_robot_file, resolve_mjcf
+from humanoid_prior.runs.checkpoint import latest_checkpoint, list_checkpoints
 
 TEACHER_KIND = "teacher"
 """`kind` of a teacher run's checkpoints (and the default run-name part)."""
