@@ -70,6 +70,13 @@ def plot_evals(per_seed: dict[str, list[dict[str, Any]]], title: str, path: Path
     fig.savefig(path)
 
 
+def steps_per_second(env_steps: int, trained_seconds: float, warm_start: dict[str, Any] | None) -> int:
+    """This run's own speed: a warm-started run's clock starts at 0 while its step count carries its
+    source's steps (`warm_start["env_steps"]`), so those are not divided by this run's seconds."""
+    own = env_steps - (int(warm_start["env_steps"]) if warm_start else 0)
+    return round(own / max(trained_seconds, 1e-9))
+
+
 def train_seed(cfg: Any, run_dir: Path, no_wandb: bool, train: bool = True) -> dict[str, Any]:
     """Train (or resume, or skip) one seed; its final evaluation and the evaluations along the way.
 
@@ -94,6 +101,7 @@ def train_seed(cfg: Any, run_dir: Path, no_wandb: bool, train: bool = True) -> d
     # Rough teachers also walk straight over each feature (0.10 m stairs, 15° slopes) for 20 s.
     crossed = crossing(policy.cfg.task, policy) if policy.cfg.task.terrain is not None else None
     warm = run_dir / WARM_START
+    warm_start = json.loads(warm.read_text()) if warm.exists() else None
     starts = json.loads((run_dir / "meta.json").read_text())["starts"]
     return {
         "steps_to_target": steps_to_target(evals),
@@ -104,7 +112,7 @@ def train_seed(cfg: Any, run_dir: Path, no_wandb: bool, train: bool = True) -> d
         "single_support": summary["single_support"],  # share of steps on one foot: a walk, not a shuffle
         "env_steps": policy.num_timesteps,
         "minutes": round(minutes, 2),
-        "steps_per_s": round(policy.num_timesteps / max(policy.trained_seconds, 1e-9)),
+        "steps_per_s": steps_per_second(policy.num_timesteps, policy.trained_seconds, warm_start),
         "budget_steps": policy.cfg.run.total_steps,
         "interim": policy.num_timesteps < policy.cfg.run.total_steps,  # evaluated short of its budget
         "table": result["table"],  # per command (flat) or terrain cell (rough): distance, falls, errors
@@ -112,7 +120,7 @@ def train_seed(cfg: Any, run_dir: Path, no_wandb: bool, train: bool = True) -> d
         # Mean curriculum row over the last 10 iterations (rough terrain only).
         **({"terrain_level": float(levels[-10:].mean())} if crossed is not None and len(levels) else {}),
         # A warm-started run's steps include its source's (--run.init-from): the source run and steps.
-        **({"warm_start": json.loads(warm.read_text())} if warm.exists() else {}),
+        **({"warm_start": warm_start} if warm_start else {}),
         "evals": evals,
         "run_dir": str(run_dir),
         # Every (re)start of the training itself, as recorded in the run's meta.json.

@@ -36,6 +36,13 @@ def test_a_later_seed_joins_the_earlier_seeds_of_the_same_experiment_only(tmp_pa
     assert earlier_seeds(tmp_path / "absent.json", "g1_rough", overrides, [1]) == {}
 
 
+def test_a_warm_started_run_reports_its_own_speed_not_its_sources_steps_over_its_own_clock() -> None:
+    steps_per_second = _script().steps_per_second
+    # 8 M steps came from the flat source; this run added 2 M in 100 s.
+    assert steps_per_second(10_000_000, 100.0, {"env_steps": 8_000_000}) == 20_000
+    assert steps_per_second(10_000_000, 100.0, None) == 100_000
+
+
 def test_a_lever_row_names_settings_that_differ_from_the_default_but_not_fields_added_since() -> None:
     from humanoid_prior.config import g1_flat, to_dict
 
