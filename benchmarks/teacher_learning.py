@@ -71,8 +71,11 @@ def plot_evals(per_seed: dict[str, list[dict[str, Any]]], title: str, path: Path
 
 
 def steps_per_second(env_steps: int, trained_seconds: float, warm_start: dict[str, Any] | None) -> int:
-    """This run's own speed: a warm-started run's clock starts at 0 while its step count carries its
-    source's steps (`warm_start["env_steps"]`), so those are not divided by this run's seconds."""
+    """Env steps per second of the run's own training.
+
+    A warm-started run's clock starts at 0 while its step count carries its source's steps
+    (`warm_start["env_steps"]`), so those are not divided by this run's seconds.
+    """
     own = env_steps - (int(warm_start["env_steps"]) if warm_start else 0)
     return round(own / max(trained_seconds, 1e-9))
 
@@ -99,7 +102,11 @@ def train_seed(cfg: Any, run_dir: Path, no_wandb: bool, train: bool = True) -> d
     curves = read_curves(run_dir)
     levels = curves["terrain_level"][~np.isnan(curves["terrain_level"])]
     # Rough teachers also walk straight over each feature (0.10 m stairs, 15° slopes) for 20 s.
+    # The target's test holds the yaw rate at 0; beside it, the same walk with the heading held by the
+    # task's heading law, as an operator walking the robot across would (`heading_change_deg`: how far
+    # robots turned in each).
     crossed = crossing(policy.cfg.task, policy) if policy.cfg.task.terrain is not None else None
+    held = crossing(policy.cfg.task, policy, hold_heading=True) if crossed is not None else None
     warm = run_dir / WARM_START
     warm_start = json.loads(warm.read_text()) if warm.exists() else None
     starts = json.loads((run_dir / "meta.json").read_text())["starts"]
@@ -116,7 +123,7 @@ def train_seed(cfg: Any, run_dir: Path, no_wandb: bool, train: bool = True) -> d
         "budget_steps": policy.cfg.run.total_steps,
         "interim": policy.num_timesteps < policy.cfg.run.total_steps,  # evaluated short of its budget
         "table": result["table"],  # per command (flat) or terrain cell (rough): distance, falls, errors
-        **({"crossing": crossed} if crossed is not None else {}),
+        **({"crossing": crossed, "crossing_held_heading": held} if crossed is not None else {}),
         # Mean curriculum row over the last 10 iterations (rough terrain only).
         **({"terrain_level": float(levels[-10:].mean())} if crossed is not None and len(levels) else {}),
         # A warm-started run's steps include its source's (--run.init-from): the source run and steps.

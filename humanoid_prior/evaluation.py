@@ -21,6 +21,7 @@ import numpy as np
 
 from humanoid_prior.envs.commands import CommandCfg
 from humanoid_prior.envs.curriculum import CurriculumCfg
+from humanoid_prior.envs.frames import yaw_of
 from humanoid_prior.envs.locomotion import LocomotionEnv
 from humanoid_prior.envs.presets import TERRAIN_PRESETS
 from humanoid_prior.envs.task_cfg import TaskCfg
@@ -134,6 +135,8 @@ def _rollout(env: LocomotionEnv, policy: Policy) -> tuple[dict[str, np.ndarray],
     flight = np.zeros(n)
     start = env.sim.base_pos[:, :2].copy()
     end = start.copy()
+    start_yaw = yaw_of(env.sim.base_quat)
+    end_yaw = start_yaw.copy()
     for _ in range(env.max_episode_steps):
         obs, reward, terminated, truncated, _ = env.step(policy(obs))
         s = env.state
@@ -150,6 +153,7 @@ def _rollout(env: LocomotionEnv, policy: Policy) -> tuple[dict[str, np.ndarray],
         fell |= live & terminated
         # After a reset the env is somewhere new: the episode's end position is the last one before it.
         end[live & ~ended] = env.sim.base_pos[live & ~ended, :2]
+        end_yaw[live & ~ended] = yaw_of(env.sim.base_quat[live & ~ended])
         alive &= ~ended
         if not alive.any():
             break
@@ -163,6 +167,8 @@ def _rollout(env: LocomotionEnv, policy: Policy) -> tuple[dict[str, np.ndarray],
         "return": ret,
         "single_support": single / np.maximum(count, 1),
         "flight": flight / np.maximum(count, 1),
+        # How far the robot turned away from where it faced at the start (deg, wrapped to [0, 180]).
+        "heading_change_deg": np.degrees(np.abs(np.angle(np.exp(1j * (end_yaw - start_yaw))))),
     }
     return metrics, end - start
 
@@ -233,10 +239,22 @@ class CrossingCell(TypedDict):
     difficulty: float
     lin_vel_error: float
     fall_at_m: list[float]
+    heading_change_deg: float
 
 
-def crossing(task: TaskCfg, policy: Policy, repeats: int = 64, episode_s: float = 20.0,
-             speed: float = 0.5, seed: int = 12345) -> dict[str, CrossingCell]:  # fmt: skip
+def crossing_commands(task: TaskCfg, hold_heading: bool) -> CommandCfg:
+    """The crossing's commands: held as set and, with `hold_heading`, the task's heading law on.
+
+    The policy observes no absolute heading, only the commanded yaw rate, and it was trained with the
+    heading law closing that loop (`CommandCfg.heading_command`). Held at a yaw rate of 0 with no law, a
+    turn a stair edge gives the robot persists, as if nobody held the joystick; with the law, the yaw
+    rate steers it back towards its heading target, as an operator walking it across would.
+    """
+    return dataclasses.replace(held_commands(task), heading_command=hold_heading)
+
+
+def crossing(task: TaskCfg, policy: Policy, repeats: int = 64, episode_s: float = 20.0, speed: float = 0.5,
+             seed: int = 12345, hold_heading: bool = False) -> dict[str, CrossingCell]:  # fmt: skip
     """Walk `speed` m/s straight along a row of three identical tiles for each crossing cell.
 
     Every env spawns on the middle tile's centre platform heading +x (rows run along x), with
@@ -246,6 +264,8 @@ def crossing(task: TaskCfg, policy: Policy, repeats: int = 64, episode_s: float 
     without a fall, and where along +x each fall happened (`fall_at_m`, sorted). The walk meets the
     feature 1 m out and the tile edge 4 m out, where the next tile's feature runs the other way (a
     "down" cell climbs again after the edge), so `fall_at_m` says which part a robot falls on.
+    The yaw rate is held at 0 (the targets' protocol), and `heading_change_deg` (mean, at the episode's end
+    or fall) shows how far robots turn; `hold_heading` (see `crossing_commands`) steers them back to +x.
     """
     if task.terrain is None:
         raise ValueError("the crossing test needs a terrain task (e.g. the rough preset), not a flat plane.")
@@ -253,7 +273,7 @@ def crossing(task: TaskCfg, policy: Policy, repeats: int = 64, episode_s: float 
     for name, (kind, difficulty) in crossing_cells(task.terrain).items():
         terrain = dataclasses.replace(task.terrain, num_rows=3, num_cols=1, proportions=((kind.value, 1.0),),
                                       difficulty_range=(difficulty, difficulty))  # fmt: skip
-        commands = held_commands(task)
+        commands = crossing_commands(task, hold_heading)
         cell_task = dataclasses.replace(
             task.with_batch(repeats), terrain=terrain, commands=commands,
             curriculum=CurriculumCfg(enabled=False), episode_length_s=episode_s, spawn_yaw=(0.0, 0.0),
@@ -264,6 +284,7 @@ def crossing(task: TaskCfg, policy: Policy, repeats: int = 64, episode_s: float 
         env.curriculum.place(np.arange(repeats), np.ones(repeats, dtype=int), np.zeros(repeats, dtype=int))
         env.reset()
         env.commands.commands[:] = (speed, 0.0, 0.0)
+        env.commands.heading[:] = 0.0  # spawned facing +x (spawn_yaw 0): the heading law keeps it there
         metrics, displacement = _rollout(env, policy)
         env.close()
         forward = displacement[:, 0]
@@ -275,5 +296,6 @@ def crossing(task: TaskCfg, policy: Policy, repeats: int = 64, episode_s: float 
             "difficulty": float(difficulty),
             "lin_vel_error": float(metrics["lin_vel_error"].mean()),
             "fall_at_m": np.round(np.sort(forward[fell]), 2).tolist(),
+            "heading_change_deg": float(metrics["heading_change_deg"].mean()),
         }
     return out

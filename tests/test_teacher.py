@@ -228,3 +228,22 @@ def test_crossing_walks_along_rows_of_one_feature_and_counts_who_got_past_it() -
     for c in standing.values():  # one forward position per fall, where it fell
         assert len(c["fall_at_m"]) == round(c["fall_rate"] * 2)
         assert c["fall_at_m"] == sorted(c["fall_at_m"]) and all(abs(x) < 1.0 for x in c["fall_at_m"])
+        assert 0.0 <= c["heading_change_deg"] <= 180.0
+
+
+def test_the_crossing_steers_a_turned_robot_back_to_its_heading_only_when_it_holds_the_heading() -> None:
+    from humanoid_prior.envs.commands import CommandSampler
+
+    rough = g1_rough().task
+    for hold, expected in ((True, -0.5 * 0.4), (False, 0.0)):
+        cfg = evaluation.crossing_commands(rough, hold_heading=hold)
+        sampler = CommandSampler(cfg, 2, dt=0.02, rng=np.random.default_rng(0))
+        sampler.resample(np.arange(2))
+        sampler.commands[:] = (0.5, 0.0, 0.0)
+        sampler.heading[:] = 0.0
+        for _ in range(100):  # 2 s: nothing is resampled and the heading target stays
+            sampler.step(np.array([0.4, 0.0]))  # one robot turned 0.4 rad left, one facing +x
+        np.testing.assert_allclose(sampler.commands[:, :2], [[0.5, 0.0], [0.5, 0.0]])
+        # heading law: yaw rate = stiffness (0.5) x heading error, no dead band (small_command 0)
+        assert cfg.heading_stiffness == 0.5 and cfg.small_command == 0.0
+        np.testing.assert_allclose(sampler.commands[:, 2], [expected, 0.0], atol=1e-12)
