@@ -12,7 +12,8 @@ passes, SB3's rollout buffer) and the update. Last, the update's network compute
 minibatch (SB3's `evaluate_actions`, PPO-shaped loss, backward, gradient clip, Adam; random inputs) in
 float32, as trained, and under bfloat16 autocast (a lever that changes the numerics: it needs learning
 runs before it can be a default), with the ratio each would allow if collecting cost nothing beyond the
-env (`ratio_ceiling`).
+env (`ratio_ceiling`). `--bfloat16-update` runs the whole PPO update under bfloat16 autocast, to measure
+what that lever would give end to end.
 """
 
 from __future__ import annotations
@@ -147,6 +148,11 @@ def main() -> None:
         "--adam", choices=("fused", "for-loop"), default="fused",
         help="Adam implementation (the product uses fused; for-loop: torch's default on CPU)",
     )  # fmt: skip
+    parser.add_argument(
+        "--bfloat16-update", action="store_true",
+        help="run PPO's whole update under bfloat16 autocast (a throughput probe: its numerics are not "
+        "validated for learning, so the product does not use it)",
+    )  # fmt: skip
     parser.add_argument("--set", dest="overrides", action="append", default=[], help="dotted.path=value")
     parser.add_argument("--json", type=Path, default=None, help="write the result here")
     args = parser.parse_args()
@@ -172,6 +178,14 @@ def main() -> None:
             policy.optimizer = torch.optim.Adam(
                 policy.parameters(), lr=policy.optimizer.param_groups[0]["lr"], eps=1e-5, foreach=False
             )
+        if args.bfloat16_update:
+            update = session.model.train
+
+            def update_under_autocast() -> None:
+                with torch.autocast("cpu", dtype=torch.bfloat16):
+                    update()
+
+            session.model.train = update_under_autocast  # type: ignore[method-assign]
         train_steps_per_s(session, 2)  # warm-up: allocations, first resets, torch kernels
         rounds = []
         for _ in range(args.rounds):
@@ -222,6 +236,7 @@ def main() -> None:
         "network": to_dict(cfg.network),
         "rollout_threads": cfg.run.rollout_threads,
         "adam": args.adam,
+        "update_precision": "bfloat16 autocast" if args.bfloat16_update else "float32",
         "command": "python " + shlex.join(["benchmarks/train_throughput.py", *sys.argv[1:]]),
         "machine": machine(),
     }
