@@ -95,6 +95,11 @@ def env_steps_per_s(session: TrainingSession, iterations: int, rng: np.random.Ge
     return control_steps * num_envs / (time.perf_counter() - start)
 
 
+def update_precision(bfloat16: bool) -> contextlib.AbstractContextManager[object]:
+    """bfloat16 autocast for the update's compute, or nothing (float32, as trained)."""
+    return torch.autocast("cpu", dtype=torch.bfloat16) if bfloat16 else contextlib.nullcontext()
+
+
 def minibatch_step_ms(session: TrainingSession, batch: int, bfloat16: bool, reps: int) -> float:
     """Median wall-clock of one PPO minibatch step of `batch` samples (ms)."""
     policy = session.model.policy
@@ -110,8 +115,7 @@ def minibatch_step_ms(session: TrainingSession, batch: int, bfloat16: bool, reps
     optimizer_state = copy.deepcopy(policy.optimizer.state_dict())  # Adam updates its state in place
 
     def step() -> None:
-        autocast = torch.autocast("cpu", dtype=torch.bfloat16) if bfloat16 else contextlib.nullcontext()
-        with autocast:
+        with update_precision(bfloat16):
             values, log_prob, entropy = policy.evaluate_actions(obs, actions)
         assert entropy is not None
         ratio = torch.exp(log_prob.float() - log_prob.detach().float())
@@ -182,7 +186,7 @@ def main() -> None:
             update = session.model.train
 
             def update_under_autocast() -> None:
-                with torch.autocast("cpu", dtype=torch.bfloat16):
+                with update_precision(True):
                     update()
 
             session.model.train = update_under_autocast  # type: ignore[method-assign]

@@ -10,6 +10,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .frames import wrap_angle
+
 
 @dataclass(frozen=True)
 class CommandCfg:
@@ -101,7 +103,7 @@ class CommandSampler:
         self.time_left -= self.dt
         self.resample(np.flatnonzero(self.time_left <= 0.0))
         if self.cfg.heading_command:
-            error = np.angle(np.exp(1j * (self.heading - base_yaw)))  # wrapped to (-pi, pi]
+            error = wrap_angle(self.heading - base_yaw)
             lo, hi = self.cfg.ang_vel_yaw
             yaw_rate = np.clip(self.cfg.heading_stiffness * error, lo, hi)
             yaw_rate[np.abs(yaw_rate) < self.cfg.small_command] = 0.0

@@ -40,6 +40,11 @@ def yaw_of(quat: np.ndarray) -> np.ndarray:
     return np.arctan2(2.0 * (w * z + x * y), 1.0 - 2.0 * (y * y + z * z))
 
 
+def wrap_angle(angle: np.ndarray) -> np.ndarray:
+    """Angles (rad) wrapped to (-pi, pi]."""
+    return np.angle(np.exp(1j * angle))
+
+
 def yaw_rotate(offsets: np.ndarray, yaw: np.ndarray) -> np.ndarray:
     """Offsets (P, 2) in each heading frame -> world-frame offsets (N, P, 2)."""
     c, s = np.cos(yaw)[:, None], np.sin(yaw)[:, None]

@@ -21,7 +21,7 @@ import numpy as np
 
 from humanoid_prior.envs.commands import CommandCfg
 from humanoid_prior.envs.curriculum import CurriculumCfg
-from humanoid_prior.envs.frames import yaw_of
+from humanoid_prior.envs.frames import wrap_angle, yaw_of
 from humanoid_prior.envs.locomotion import LocomotionEnv
 from humanoid_prior.envs.presets import TERRAIN_PRESETS
 from humanoid_prior.envs.task_cfg import TaskCfg
@@ -168,7 +168,7 @@ def _rollout(env: LocomotionEnv, policy: Policy) -> tuple[dict[str, np.ndarray],
         "single_support": single / np.maximum(count, 1),
         "flight": flight / np.maximum(count, 1),
         # How far the robot turned away from where it faced at the start (deg, wrapped to [0, 180]).
-        "heading_change_deg": np.degrees(np.abs(np.angle(np.exp(1j * (end_yaw - start_yaw))))),
+        "heading_change_deg": np.degrees(np.abs(wrap_angle(end_yaw - start_yaw))),
     }
     return metrics, end - start
 
