@@ -59,6 +59,9 @@ class PPOCfg:
     symmetry: bool = True
     """Left-right mirror augmentation of every rollout (`humanoid_prior.algorithms.symmetry`); needs the
     robot's mirror map (`RobotCfg.mirror_joints`)."""
+    update_precision: str = "float32"
+    """'float32', or 'bfloat16': the actor's and critic's hidden layers run under bfloat16 autocast in the
+    update (`humanoid_prior.algorithms.ppo.trunk_precision`); collection, heads and loss stay float32."""
 
     def __post_init__(self) -> None:
         """Check sizes and rates (validation only)."""
@@ -73,6 +76,10 @@ class PPOCfg:
             )
         if not self.learning_rate > 0 or not self.desired_kl > 0:
             raise ValueError("--ppo.learning-rate and --ppo.desired-kl must be > 0.")
+        if self.update_precision not in ("float32", "bfloat16"):
+            raise ValueError(
+                f"--ppo.update-precision must be 'float32' or 'bfloat16', got '{self.update_precision}'."
+            )
         if self.lr_schedule not in ("adaptive", "linear", "constant"):
             raise ValueError(
                 f"--ppo.lr-schedule must be 'adaptive', 'linear' or 'constant', got '{self.lr_schedule}'."

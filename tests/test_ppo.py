@@ -118,3 +118,69 @@ def test_train_cli_writes_checkpoint_wandb_and_tensorboard(tmp_path: Path) -> No
     assert list_checkpoints(run_dir / "checkpoints")
     assert list(run_dir.glob("events.out.tfevents.*"))
     assert list((run_dir / "wandb").glob("offline-run-*/run-*.wandb")), "W&B offline run files"
+
+
+class WideEnv(gym.Env):
+    """G1-teacher-sized spaces (147 inputs, 23 actions) with random observations."""
+
+    observation_space = gym.spaces.Box(-1.0, 1.0, (147,), np.float32)
+    action_space = gym.spaces.Box(-1.0, 1.0, (23,), np.float32)
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None) -> tuple[np.ndarray, dict]:
+        super().reset(seed=seed)
+        return self.np_random.uniform(-1, 1, 147).astype(np.float32), {}
+
+    def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict]:
+        return self.np_random.uniform(-1, 1, 147).astype(np.float32), float(action.sum()), False, False, {}
+
+
+def wide_model(precision: str) -> PPO:
+    arch = {"net_arch": [256, 128, 64]}
+    return PPO("MlpPolicy", DummyVecEnv([WideEnv]), n_steps=16, batch_size=16, n_epochs=1, seed=0,
+               device="cpu", policy_kwargs=arch, update_precision=precision)  # fmt: skip
+
+
+def test_bfloat16_update_runs_only_the_hidden_layers_in_bfloat16_and_only_in_the_update() -> None:
+    hidden: list[tuple[bool, torch.dtype]] = []  # (gradients on, output dtype) of each hidden layer call
+    heads: list[torch.dtype] = []
+    for precision, trained_in in (("float32", torch.float32), ("bfloat16", torch.bfloat16)):
+        hidden.clear()
+        heads.clear()
+        model = wide_model(precision)
+        policy = model.policy
+        for net in (policy.mlp_extractor.policy_net, policy.mlp_extractor.value_net):
+            net[0].register_forward_hook(lambda m, i, o: hidden.append((torch.is_grad_enabled(), o.dtype)))
+        for head in (policy.action_net, policy.value_net):
+            head.register_forward_hook(lambda m, i, o: heads.append(i[0].dtype))
+        _, callback = model._setup_learn(16)
+        model.collect_rollouts(model.env, callback, model.rollout_buffer, n_rollout_steps=16)
+        assert hidden and {dtype for _, dtype in hidden} == {torch.float32}  # rollouts stay float32
+        hidden.clear()
+        model.train()
+        assert {dtype for grad, dtype in hidden if grad} == {trained_in}
+        assert set(heads) == {torch.float32}
+        assert "forward" not in vars(policy.mlp_extractor.policy_net)  # restored after the update
+
+
+def test_a_bfloat16_update_compares_probabilities_in_one_precision() -> None:
+    model = wide_model("bfloat16")
+    policy = model.policy
+    with torch.no_grad():  # a trained-scale action head (mean |a| ~0.4, std 0.3), not SB3's 0.01-gain init
+        policy.action_net.weight.mul_(100.0)
+        policy.log_std.fill_(float(np.log(0.3)))
+    _, callback = model._setup_learn(16)
+    model.collect_rollouts(model.env, callback, model.rollout_buffer, n_rollout_steps=16)
+    buffer = model.rollout_buffer
+    # Collected in float32, evaluated with bfloat16 hidden layers: the ratio is off before any step.
+    assert model.rollout_kl(buffer) > 1e-4
+    model.learning_rate, model.lr_schedule = 0.0, lambda _: 0.0  # an update that leaves the policy as it was
+    model.train()
+    # train() recomputed the old log-probabilities in its own precision: an unchanged policy has moved 0.
+    assert model.rollout_kl(buffer) < 1e-6
+
+
+def test_an_unknown_update_precision_is_refused_with_the_choices() -> None:
+    import pytest
+
+    with pytest.raises(ValueError, match="bfloat16"):
+        wide_model("float16")

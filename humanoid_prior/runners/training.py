@@ -104,7 +104,7 @@ class TrainingSession:
             max_grad_norm=ppo.max_grad_norm, target_kl=ppo.target_kl,
             policy_kwargs=policy_kwargs(cfg.network), seed=cfg.run.seed, device=cfg.run.device, verbose=0,
             rollout_threads=cfg.run.rollout_threads,
-            mirror=self.mirror(),
+            mirror=self.mirror(), update_precision=ppo.update_precision,
         )  # fmt: skip
 
     def mirror(self) -> Mirror | None:
