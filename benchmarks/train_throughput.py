@@ -9,17 +9,15 @@ Rounds interleave so that noise on a shared machine hits both sides alike; the r
 median of the per-round ratios. Target: `ratio` = train_steps_per_s / env_steps_per_s >= 0.62. Each
 round also splits a PPO iteration into the env's own time, what collecting adds to it (policy forward
 passes, SB3's rollout buffer) and the update. Last, the update's network compute alone is timed per
-minibatch (SB3's `evaluate_actions`, PPO-shaped loss, backward, gradient clip, Adam; random inputs) in
-float32, as trained, and under bfloat16 autocast (a lever that changes the numerics: it needs learning
-runs before it can be a default), with the ratio each would allow if collecting cost nothing beyond the
-env (`ratio_ceiling`). `--bfloat16-update` runs the whole PPO update under bfloat16 autocast, to measure
-what that lever would give end to end.
+minibatch (SB3's `evaluate_actions`, PPO-shaped loss, backward, gradient clip, Adam; random inputs) with
+the hidden layers in float32 and in bfloat16 (`--ppo.update-precision`), with the ratio each would allow
+if collecting cost nothing beyond the env (`ratio_ceiling`). `--set ppo.update_precision=bfloat16`
+measures the bfloat16 update end to end.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import copy
 import dataclasses
 import json
@@ -33,6 +31,7 @@ import numpy as np
 import torch
 from stable_baselines3.common.callbacks import BaseCallback
 
+from humanoid_prior.algorithms.ppo import trunk_precision
 from humanoid_prior.config import named_teacher_preset, to_dict
 from humanoid_prior.config_io import with_overrides
 from humanoid_prior.monitoring import machine
@@ -95,12 +94,7 @@ def env_steps_per_s(session: TrainingSession, iterations: int, rng: np.random.Ge
     return control_steps * num_envs / (time.perf_counter() - start)
 
 
-def update_precision(bfloat16: bool) -> contextlib.AbstractContextManager[object]:
-    """bfloat16 autocast for the update's compute, or nothing (float32, as trained)."""
-    return torch.autocast("cpu", dtype=torch.bfloat16) if bfloat16 else contextlib.nullcontext()
-
-
-def minibatch_step_ms(session: TrainingSession, batch: int, bfloat16: bool, reps: int) -> float:
+def minibatch_step_ms(session: TrainingSession, batch: int, precision: str, reps: int) -> float:
     """Median wall-clock of one PPO minibatch step of `batch` samples (ms)."""
     policy = session.model.policy
     rng = np.random.default_rng(0)
@@ -115,11 +109,11 @@ def minibatch_step_ms(session: TrainingSession, batch: int, bfloat16: bool, reps
     optimizer_state = copy.deepcopy(policy.optimizer.state_dict())  # Adam updates its state in place
 
     def step() -> None:
-        with update_precision(bfloat16):
+        with trunk_precision(policy, precision):
             values, log_prob, entropy = policy.evaluate_actions(obs, actions)
         assert entropy is not None
-        ratio = torch.exp(log_prob.float() - log_prob.detach().float())
-        loss = -ratio.mean() + ((returns - values.float().flatten()) ** 2).mean() - 0.005 * entropy.mean()
+        ratio = torch.exp(log_prob - log_prob.detach())
+        loss = -ratio.mean() + ((returns - values.flatten()) ** 2).mean() - 0.005 * entropy.mean()
         policy.optimizer.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
@@ -152,11 +146,6 @@ def main() -> None:
         "--adam", choices=("fused", "for-loop"), default="fused",
         help="Adam implementation (the product uses fused; for-loop: torch's default on CPU)",
     )  # fmt: skip
-    parser.add_argument(
-        "--bfloat16-update", action="store_true",
-        help="run PPO's whole update under bfloat16 autocast (a throughput probe: its numerics are not "
-        "validated for learning, so the product does not use it)",
-    )  # fmt: skip
     parser.add_argument("--set", dest="overrides", action="append", default=[], help="dotted.path=value")
     parser.add_argument("--json", type=Path, default=None, help="write the result here")
     args = parser.parse_args()
@@ -182,14 +171,6 @@ def main() -> None:
             policy.optimizer = torch.optim.Adam(
                 policy.parameters(), lr=policy.optimizer.param_groups[0]["lr"], eps=1e-5, foreach=False
             )
-        if args.bfloat16_update:
-            update = session.model.train
-
-            def update_under_autocast() -> None:
-                with update_precision(True):
-                    update()
-
-            session.model.train = update_under_autocast  # type: ignore[method-assign]
         train_steps_per_s(session, 2)  # warm-up: allocations, first resets, torch kernels
         rounds = []
         for _ in range(args.rounds):
@@ -210,14 +191,14 @@ def main() -> None:
                   f"per iteration: env {env_ms:.0f} ms + collection overhead "
                   f"{split['collect_overhead_ms']:.0f} ms + update {split['update_ms']:.0f} ms")  # fmt: skip
         # The update's network compute alone (SB3's evaluate_actions, loss, backward, clip, Adam) per
-        # minibatch, in float32 as trained and under bfloat16 autocast (a lever that changes the numerics).
+        # minibatch, with the hidden layers in float32 and in bfloat16 (`--ppo.update-precision`).
         ppo = cfg.ppo
         batch = ppo.batch_size * (2 if ppo.symmetry else 1)  # mirror augmentation doubles each minibatch
         steps_per_update = ppo.n_epochs * (session.samples_per_iteration // ppo.batch_size)
         env_ms = float(np.median([r["env_ms"] for r in rounds]))
         compute = {}
-        for name, bfloat16 in (("float32", False), ("bfloat16", True)):
-            step_ms = minibatch_step_ms(session, batch, bfloat16, reps=20)
+        for name in ("float32", "bfloat16"):
+            step_ms = minibatch_step_ms(session, batch, name, reps=20)
             update_ms = step_ms * steps_per_update
             compute[name] = {
                 "minibatch_step_ms": step_ms,
@@ -240,7 +221,7 @@ def main() -> None:
         "network": to_dict(cfg.network),
         "rollout_threads": cfg.run.rollout_threads,
         "adam": args.adam,
-        "update_precision": "bfloat16 autocast" if args.bfloat16_update else "float32",
+        "update_precision": cfg.ppo.update_precision,
         "command": "python " + shlex.join(["benchmarks/train_throughput.py", *sys.argv[1:]]),
         "machine": machine(),
     }

@@ -9,9 +9,11 @@ from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
+import pytest
 import torch
 from stable_baselines3.common.vec_env import DummyVecEnv
 
+from humanoid_prior.algorithms import ppo as ppo_module
 from humanoid_prior.algorithms.ppo import PPO
 from humanoid_prior.runs.checkpoint import list_checkpoints
 
@@ -140,6 +142,13 @@ def wide_model(precision: str) -> PPO:
                device="cpu", policy_kwargs=arch, update_precision=precision)  # fmt: skip
 
 
+@pytest.fixture
+def bfloat16_cpu(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Allow a bfloat16 update on any CPU (these models are small enough to run emulated)."""
+    monkeypatch.setattr(ppo_module, "native_bfloat16", lambda: True)
+
+
+@pytest.mark.usefixtures("bfloat16_cpu")
 def test_bfloat16_update_runs_only_the_hidden_layers_in_bfloat16_and_only_in_the_update() -> None:
     hidden: list[tuple[bool, torch.dtype]] = []  # (gradients on, output dtype) of each hidden layer call
     heads: list[torch.dtype] = []
@@ -162,6 +171,7 @@ def test_bfloat16_update_runs_only_the_hidden_layers_in_bfloat16_and_only_in_the
         assert "forward" not in vars(policy.mlp_extractor.policy_net)  # restored after the update
 
 
+@pytest.mark.usefixtures("bfloat16_cpu")
 def test_a_bfloat16_update_compares_probabilities_in_one_precision() -> None:
     model = wide_model("bfloat16")
     policy = model.policy
@@ -180,7 +190,11 @@ def test_a_bfloat16_update_compares_probabilities_in_one_precision() -> None:
 
 
 def test_an_unknown_update_precision_is_refused_with_the_choices() -> None:
-    import pytest
-
     with pytest.raises(ValueError, match="bfloat16"):
         wide_model("float16")
+
+
+def test_a_bfloat16_update_is_refused_on_a_cpu_that_would_emulate_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(ppo_module, "native_bfloat16", lambda: False)
+    with pytest.raises(ValueError, match=r"AVX-512 BF16 or AMX.*--ppo.update-precision float32"):
+        wide_model("bfloat16")
