@@ -7,7 +7,9 @@ Budgets are env steps (summed over envs), not minutes: this machine's speed vari
 Each seed trains in runs/bench_<name>_s<seed> and runs the evaluation protocol every `--eval-every` steps
 (`RunCfg.eval_every_steps`: 256 episodes on flat ground, full domain randomisation, seeds apart from
 training). `steps_to_target` is the first evaluated step count with lin-vel error <= 0.15 m/s and fall
-rate <= 2%. Run it in the background (`nohup ... &`): runs checkpoint as they go, and the same command
+rate <= 2%; on terrain, `steps_to_crossing` is the first at which every crossing cell (0.10 m stairs
+and 15° slopes, up and down) was walked >= 5 m in 20 s with <= 10% falls. Run it in the background
+(`nohup ... &`): runs checkpoint as they go, and the same command
 resumes an interrupted seed and skips finished ones, and a later call with other `--seeds` (another
 session) adds them to the same result; `--interim` evaluates each seed's newest
 checkpoint without training (a run still short of its budget) into <name>_interim.*. Writes, under
@@ -35,8 +37,10 @@ from humanoid_prior.evaluation import (
     TARGET_FALL_RATE,
     TARGET_LIN_VEL_ERROR,
     crossing,
+    crossing_met,
     evaluate,
     protocol,
+    steps_to_crossing,
     steps_to_target,
 )
 from humanoid_prior.monitoring import machine, read_curves, rollout_frames, write_video
@@ -94,19 +98,21 @@ def train_seed(cfg: Any, run_dir: Path, no_wandb: bool, train: bool = True) -> d
     policy = load_policy(run_dir)
     result = evaluate(policy.cfg.task, policy, protocol(policy.cfg.task.terrain_name))
     summary = result["summary"]
-    evals_path = run_dir / "evals.jsonl"
-    evals = [json.loads(line) for line in evals_path.read_text().splitlines()] if evals_path.exists() else []
-    if not evals or evals[-1]["env_steps"] < policy.num_timesteps:
-        evals.append({"env_steps": policy.num_timesteps, **summary})
-    minutes = policy.trained_seconds / 60.0
-    curves = read_curves(run_dir)
-    levels = curves["terrain_level"][~np.isnan(curves["terrain_level"])]
     # Rough teachers also walk straight over each feature (0.10 m stairs, 15° slopes) for 20 s.
     # The target's test holds the yaw rate at 0; beside it, the same walk with the heading held by the
     # task's heading law, as an operator walking the robot across would (`heading_change_deg`: how far
     # robots turned in each).
     crossed = crossing(policy.cfg.task, policy) if policy.cfg.task.terrain is not None else None
     held = crossing(policy.cfg.task, policy, hold_heading=True) if crossed is not None else None
+    evals_path = run_dir / "evals.jsonl"
+    evals = [json.loads(line) for line in evals_path.read_text().splitlines()] if evals_path.exists() else []
+    if not evals or evals[-1]["env_steps"] < policy.num_timesteps:
+        final = {name: {"fall_rate": c["fall_rate"], "distance_m": c["distance_m"]}
+                 for name, c in (crossed or {}).items()}  # fmt: skip
+        evals.append({"env_steps": policy.num_timesteps, **summary, **({"crossing": final} if final else {})})
+    minutes = policy.trained_seconds / 60.0
+    curves = read_curves(run_dir)
+    levels = curves["terrain_level"][~np.isnan(curves["terrain_level"])]
     warm = run_dir / WARM_START
     warm_start = json.loads(warm.read_text()) if warm.exists() else None
     starts = json.loads((run_dir / "meta.json").read_text())["starts"]
@@ -124,6 +130,9 @@ def train_seed(cfg: Any, run_dir: Path, no_wandb: bool, train: bool = True) -> d
         "interim": policy.num_timesteps < policy.cfg.run.total_steps,  # evaluated short of its budget
         "table": result["table"],  # per command (flat) or terrain cell (rough): distance, falls, errors
         **({"crossing": crossed, "crossing_held_heading": held} if crossed is not None else {}),
+        # The first evaluation whose crossing met the rough target (>= 5 m, <= 10% falls in every cell).
+        **({"crossing_met": crossing_met(crossed)} if crossed is not None else {}),
+        **({"steps_to_crossing": steps_to_crossing(evals)} if crossed is not None else {}),
         # Mean curriculum row over the last 10 iterations (rough terrain only).
         **({"terrain_level": float(levels[-10:].mean())} if crossed is not None and len(levels) else {}),
         # A warm-started run's steps include its source's (--run.init-from): the source run and steps.

@@ -43,6 +43,20 @@ def steps_to_target(evals: list[dict[str, Any]]) -> int | None:
     return None
 
 
+def crossing_met(cells: dict[str, Any]) -> bool:
+    """Whether every crossing cell (see `crossing`) met the rough target: >= 5 m and <= 10% falls."""
+    return all(c["distance_m"] >= CROSSING_DISTANCE and c["fall_rate"] <= CROSSING_FALL_RATE
+               for c in cells.values())  # fmt: skip
+
+
+def steps_to_crossing(evals: list[dict[str, Any]]) -> int | None:
+    """The first evaluated env-step count whose crossing met the rough target; None if none did."""
+    for row in sorted(evals, key=lambda r: r["env_steps"]):
+        if "crossing" in row and crossing_met(row["crossing"]):
+            return int(row["env_steps"])
+    return None
+
+
 @dataclass(frozen=True)
 class EvalCfg:
     """What the protocol runs."""
@@ -210,6 +224,8 @@ def evaluate(task: TaskCfg, policy: Policy, cfg: EvalCfg) -> dict[str, Any]:
 CROSSING_DISTANCE = 5.0
 """m in one episode: a robot that walked this far along a row of identical tiles has left its start tile's
 feature behind (the centre platform is 1 m from the feature, the tile edge 4 m) and entered the next one."""
+CROSSING_FALL_RATE = 0.10
+"""Share of a crossing cell's episodes that may end in a fall (issue 10's rough target)."""
 
 
 def crossing_cells(terrain: TerrainCfg) -> dict[str, tuple[TerrainType, float]]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import subprocess
 import sys
@@ -81,6 +82,31 @@ def test_training_evaluates_on_schedule_and_checkpoints_the_learning_rate(
     assert {"lin_vel_error", "fall_rate", "yaw_rate_error"} <= set(rows[0])
     data = load_checkpoint(list_checkpoints(tmp_path / "tiny" / "checkpoints")[-1])
     assert data["learning_rate"] is not None and data["learning_rate"] != cfg.ppo.learning_rate
+
+
+def test_rough_training_evaluates_the_crossing_and_finds_when_it_was_first_met(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Tiny protocols: 1 episode per cell, 0.2 s long (the real crossing walks 64 x 20 s per cell).
+    monkeypatch.setattr(evaluation, "protocol", lambda terrain: EvalCfg(repeats=1, episode_s=0.2,
+                                                                       difficulties=(0.5, 1.0)))  # fmt: skip
+    tiny_crossing = functools.partial(evaluation.crossing, repeats=1, episode_s=0.2)
+    monkeypatch.setattr(evaluation, "crossing", tiny_crossing)
+    cfg = dataclasses.replace(tiny_cfg(tmp_path, total_steps=64, eval_every_steps=64),
+                              task=tiny_rough_task(num_rows=4))  # fmt: skip
+    train_teacher(cfg, use_wandb=False)
+    rows = [json.loads(line) for line in (tmp_path / "tiny" / "evals.jsonl").read_text().splitlines()]
+    assert len(rows) == 1 and set(rows[0]["crossing"]) == set(evaluation.crossing_cells(cfg.task.terrain))
+    # 0.2 s of walking covers nowhere near 5 m: not met.
+    assert all(c["distance_m"] < 1.0 for c in rows[0]["crossing"].values())
+    assert evaluation.steps_to_crossing(rows) is None
+    cell = {"fall_rate": 0.0, "distance_m": 5.2}
+    met = dict.fromkeys(rows[0]["crossing"], cell)
+    later = [{"env_steps": 3, "crossing": met}, {"env_steps": 2, "crossing": {**met, "stairs_up_0.10": {
+        "fall_rate": 0.0, "distance_m": 4.9}}}, {"env_steps": 1, "crossing": {**met, "slope_up_15deg": {
+        "fall_rate": 0.11, "distance_m": 6.0}}}]  # fmt: skip
+    assert evaluation.steps_to_crossing(rows + later) == 3  # 4.9 m, or 11% falls, in one cell is not met
+    assert evaluation.steps_to_crossing(rows + later + [{"env_steps": 4, "crossing": met}]) == 3
 
 
 def test_eval_at_another_seed_draws_other_episodes_and_says_which(

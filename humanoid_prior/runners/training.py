@@ -279,7 +279,8 @@ class MonitorCallback(BaseCallback):
     def maybe_evaluate(self) -> None:
         """Run the evaluation protocol each time `eval_every_steps` more env steps were taken.
 
-        Logged under eval/* and appended to <run>/evals.jsonl, which a resumed run keeps.
+        Logged under eval/* and appended to <run>/evals.jsonl, which a resumed run keeps. On terrain the
+        crossing test (20 s over 0.10 m stairs and 15° slopes) runs too, so a run shows when it met it.
         """
         s, every = self.session, self.session.cfg.run.eval_every_steps
         if not every:
@@ -288,15 +289,22 @@ class MonitorCallback(BaseCallback):
             self._next_eval = (self.num_timesteps // every + 1) * every
         if self.num_timesteps < self._next_eval:
             return
-        from humanoid_prior.evaluation import evaluate, protocol
+        from humanoid_prior.evaluation import crossing, evaluate, protocol
 
         self._next_eval = (self.num_timesteps // every + 1) * every
         start = time.perf_counter()
         cfg = protocol(s.cfg.task.terrain_name)
         summary = evaluate(s.cfg.task, s.act, cfg)["summary"]
+        cells = crossing(s.cfg.task, s.act) if s.cfg.task.terrain is not None else {}
         self._eval_seconds += time.perf_counter() - start
         row = {"env_steps": int(self.num_timesteps), "minutes": round(s.trained_seconds / 60.0, 2),
                "eval_repeats": cfg.repeats, "eval_seed": cfg.seed, **summary}  # fmt: skip
+        if cells:
+            row["crossing"] = {name: {"fall_rate": c["fall_rate"], "distance_m": c["distance_m"]}
+                               for name, c in cells.items()}  # fmt: skip
+            for name, c in cells.items():
+                self.logger.record(f"eval/crossing/{name}/fall_rate", c["fall_rate"])
+                self.logger.record(f"eval/crossing/{name}/distance_m", c["distance_m"])
         with (s.run_dir / "evals.jsonl").open("a") as f:
             f.write(json.dumps(row) + "\n")
         for key, value in summary.items():
