@@ -80,9 +80,10 @@ def native_bfloat16() -> bool:
 def trunk_precision(policy: Any, precision: str) -> Iterator[None]:
     """Run the policy's hidden layers (SB3's `mlp_extractor` nets) under `precision`, for the `with` block.
 
-    bfloat16 autocasts only the two MLP trunks and hands their outputs back as float32, so the action
-    mean, its log-probability (whose differences make PPO's ratio: bfloat16's 8-bit mantissa would add
-    percent-level noise to it), the value and the loss keep float32. float32 changes nothing.
+    bfloat16 autocasts only the two MLP trunks, where nearly all the compute is, and hands their outputs
+    back as float32: heads, log-probabilities, values and the loss stay float32. The trunks' rounding
+    still moves log-probabilities by a few percent, which is why `PPO.train` recomputes the rollout's
+    old ones in the same precision. float32 changes nothing.
     """
     check_update_precision(precision)
     if precision == "float32":
