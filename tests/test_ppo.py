@@ -176,8 +176,9 @@ def test_a_bfloat16_update_compares_probabilities_in_one_precision() -> None:
     model = wide_model("bfloat16")
     policy = model.policy
     with torch.no_grad():  # a trained-scale action head (mean |a| ~0.4, std 0.3), not SB3's 0.01-gain init
-        policy.action_net.weight.mul_(100.0)
-        policy.log_std.fill_(float(np.log(0.3)))
+        for param in policy.action_net.parameters():
+            param.mul_(100.0)
+        policy.log_std.copy_(torch.full_like(policy.log_std, float(np.log(0.3))))
     _, callback = model._setup_learn(16)
     model.collect_rollouts(model.env, callback, model.rollout_buffer, n_rollout_steps=16)
     buffer = model.rollout_buffer

@@ -94,6 +94,7 @@ def test_rough_training_evaluates_the_crossing_and_finds_when_it_was_first_met(
     monkeypatch.setattr(evaluation, "crossing", tiny_crossing)
     cfg = dataclasses.replace(tiny_cfg(tmp_path, total_steps=64, eval_every_steps=64),
                               task=tiny_rough_task(num_rows=4))  # fmt: skip
+    assert cfg.task.terrain is not None
     train_teacher(cfg, use_wandb=False)
     rows = [json.loads(line) for line in (tmp_path / "tiny" / "evals.jsonl").read_text().splitlines()]
     assert len(rows) == 1 and set(rows[0]["crossing"]) == set(evaluation.crossing_cells(cfg.task.terrain))
