@@ -38,6 +38,7 @@ from humanoid_prior.evaluation import (
     TARGET_LIN_VEL_ERROR,
     crossing,
     crossing_met,
+    crossing_summary,
     evaluate,
     protocol,
     steps_to_crossing,
@@ -107,9 +108,8 @@ def train_seed(cfg: Any, run_dir: Path, no_wandb: bool, train: bool = True) -> d
     evals_path = run_dir / "evals.jsonl"
     evals = [json.loads(line) for line in evals_path.read_text().splitlines()] if evals_path.exists() else []
     if not evals or evals[-1]["env_steps"] < policy.num_timesteps:
-        final = {name: {"fall_rate": c["fall_rate"], "distance_m": c["distance_m"]}
-                 for name, c in (crossed or {}).items()}  # fmt: skip
-        evals.append({"env_steps": policy.num_timesteps, **summary, **({"crossing": final} if final else {})})
+        final = {"crossing": crossing_summary(crossed)} if crossed is not None else {}
+        evals.append({"env_steps": policy.num_timesteps, **summary, **final})
     minutes = policy.trained_seconds / 60.0
     curves = read_curves(run_dir)
     levels = curves["terrain_level"][~np.isnan(curves["terrain_level"])]

@@ -10,6 +10,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+from humanoid_prior.algorithms.ppo import check_update_precision
 from humanoid_prior.config_io import from_dict
 from humanoid_prior.envs.presets import parse_preset_name
 from humanoid_prior.envs.robots import select_robot
@@ -76,10 +77,7 @@ class PPOCfg:
             )
         if not self.learning_rate > 0 or not self.desired_kl > 0:
             raise ValueError("--ppo.learning-rate and --ppo.desired-kl must be > 0.")
-        if self.update_precision not in ("float32", "bfloat16"):
-            raise ValueError(
-                f"--ppo.update-precision must be 'float32' or 'bfloat16', got '{self.update_precision}'."
-            )
+        check_update_precision(self.update_precision)
         if self.lr_schedule not in ("adaptive", "linear", "constant"):
             raise ValueError(
                 f"--ppo.lr-schedule must be 'adaptive', 'linear' or 'constant', got '{self.lr_schedule}'."

@@ -49,6 +49,11 @@ def crossing_met(cells: dict[str, Any]) -> bool:
                for c in cells.values())  # fmt: skip
 
 
+def crossing_summary(cells: dict[str, CrossingCell]) -> dict[str, dict[str, float]]:
+    """The targets' two figures per crossing cell, as evaluation logs keep them."""
+    return {name: {"fall_rate": c["fall_rate"], "distance_m": c["distance_m"]} for name, c in cells.items()}
+
+
 def steps_to_crossing(evals: list[dict[str, Any]]) -> int | None:
     """The first evaluated env-step count whose crossing met the rough target; None if none did."""
     for row in sorted(evals, key=lambda r: r["env_steps"]):

@@ -289,7 +289,7 @@ class MonitorCallback(BaseCallback):
             self._next_eval = (self.num_timesteps // every + 1) * every
         if self.num_timesteps < self._next_eval:
             return
-        from humanoid_prior.evaluation import crossing, evaluate, protocol
+        from humanoid_prior.evaluation import crossing, crossing_summary, evaluate, protocol
 
         self._next_eval = (self.num_timesteps // every + 1) * every
         start = time.perf_counter()
@@ -300,8 +300,7 @@ class MonitorCallback(BaseCallback):
         row = {"env_steps": int(self.num_timesteps), "minutes": round(s.trained_seconds / 60.0, 2),
                "eval_repeats": cfg.repeats, "eval_seed": cfg.seed, **summary}  # fmt: skip
         if cells:
-            row["crossing"] = {name: {"fall_rate": c["fall_rate"], "distance_m": c["distance_m"]}
-                               for name, c in cells.items()}  # fmt: skip
+            row["crossing"] = crossing_summary(cells)
             for name, c in cells.items():
                 self.logger.record(f"eval/crossing/{name}/fall_rate", c["fall_rate"])
                 self.logger.record(f"eval/crossing/{name}/distance_m", c["distance_m"])
