@@ -24,14 +24,13 @@ test: setup
 	$(PY) -m pytest
 
 # mypy cannot follow setuptools' editable-install import hook, so it checks a tree of symlinks that
-# mirrors the installed layout (envs/ -> humanoid_prior/envs, ...) from pyproject's package-dir.
+# mirrors the installed layout (envs/ -> humanoid_prior/envs, ...) from pyproject's package-dir; compare_commits
+# builds the same tree to run another commit's code.
 check: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	rm -rf $(TYPECHECK_TREE) && mkdir -p $(TYPECHECK_TREE)/humanoid_prior
-	ln -s $(CURDIR)/humanoid_prior/*.py $(TYPECHECK_TREE)/humanoid_prior/
-	for sub in algorithms runners runs; do ln -s $(CURDIR)/humanoid_prior/$$sub $(TYPECHECK_TREE)/humanoid_prior/$$sub; done
-	for pkg in envs policies deploy; do ln -s $(CURDIR)/$$pkg $(TYPECHECK_TREE)/humanoid_prior/$$pkg; done
+	rm -rf $(TYPECHECK_TREE)
+	$(PY) benchmarks/compare_commits.py --import-tree $(TYPECHECK_TREE)
 	MYPYPATH=$(TYPECHECK_TREE) $(VENV)/bin/mypy -p humanoid_prior
 	MYPYPATH=$(TYPECHECK_TREE) $(VENV)/bin/mypy train.py benchmarks
 	MYPYPATH=$(TYPECHECK_TREE) $(VENV)/bin/mypy --allow-untyped-defs tests

@@ -105,12 +105,19 @@ def run_benchmark(tree: Path, env: dict[str, str], args: list[str]) -> dict[str,
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--before", required=True, help="commit of the 'before' tree")
+    parser.add_argument("--before", default=None, help="commit of the 'before' tree (required to compare)")
     parser.add_argument("--after", default=None, help="commit of the 'after' tree (default: this checkout)")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--only", nargs="+", choices=list(BENCHMARKS), default=list(BENCHMARKS))
     parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument("--import-tree", type=Path, default=None, metavar="DEST",
+                        help="only build the import tree of this checkout in DEST (for mypy)")  # fmt: skip
     args = parser.parse_args()
+    if args.import_tree is not None:
+        import_tree(REPO, args.import_tree)
+        return
+    if args.before is None:
+        parser.error("--before is required to compare two trees")
 
     # Commits resolved before the first round: a commit made while a long comparison runs is not the one
     # measured, and an abbreviated name may mean another commit later.
