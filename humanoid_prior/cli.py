@@ -55,6 +55,9 @@ class EvalArgs:
     seed: int | None = None
     """Seed of the evaluation envs (default: the protocol's, 12345); another seed shows whether a result
     is one draw's luck."""
+    checkpoint: Path | None = None
+    """A checkpoint of the run other than its newest, e.g. one a periodic evaluation kept (the row of
+    <run>/evals.jsonl names it)."""
 
 
 @dataclass
@@ -69,6 +72,9 @@ class PlayArgs:
     """Output MP4 (default: <run>/videos/play.mp4)."""
     command: tuple[float, float, float] = (0.5, 0.0, 0.0)
     """Held command (v_x, v_y, yaw rate)."""
+    checkpoint: Path | None = None
+    """A checkpoint of the run other than its newest, e.g. one a periodic evaluation kept (the row of
+    <run>/evals.jsonl names it)."""
 
 
 def split_flags(
@@ -176,13 +182,13 @@ def student(argv: list[str]) -> None:
 
 
 def evaluate_run(args: EvalArgs) -> None:
-    """Evaluate the newest checkpoint of a run."""
+    """Evaluate the newest checkpoint of a run (or `--checkpoint`)."""
     from humanoid_prior.evaluation import evaluate
     from humanoid_prior.evaluation import protocol as eval_protocol
     from humanoid_prior.monitoring import machine
     from humanoid_prior.runs.policy_io import load_policy
 
-    policy = load_policy(args.run)
+    policy = load_policy(args.run, args.checkpoint)
     protocol = args.protocol or policy.cfg.task.terrain_name
     cfg = eval_protocol(protocol)
     if args.seed is not None:
@@ -204,7 +210,7 @@ def play(args: PlayArgs) -> None:
     from humanoid_prior.monitoring import rollout_frames, write_video
     from humanoid_prior.runs.policy_io import load_policy
 
-    policy = load_policy(args.run)
+    policy = load_policy(args.run, args.checkpoint)
     # held as the evaluation holds them: a rough run's heading law is off too
     env = LocomotionEnv(held_command_task(policy.cfg.task), seed=1)
     frames = rollout_frames(env, policy, args.seconds, width=480, height=360, command=args.command)
@@ -223,6 +229,9 @@ class ExportArgs:
     """Output folder (default: <run>/deploy)."""
     probes: int = 256
     """Inputs (spread over the training normaliser's range) the exports are checked on."""
+    checkpoint: Path | None = None
+    """A checkpoint of the run other than its newest, e.g. one a periodic evaluation kept (the row of
+    <run>/evals.jsonl names it)."""
 
 
 def export(args: ExportArgs) -> None:
@@ -230,7 +239,7 @@ def export(args: ExportArgs) -> None:
     from humanoid_prior.deploy.export import ExportCheckError, export_policy
 
     try:
-        result = export_policy(args.run, args.out, probes=args.probes)
+        result = export_policy(args.run, args.out, probes=args.probes, checkpoint=args.checkpoint)
     except ExportCheckError as exc:
         raise SystemExit(f"error: {exc}") from None
     errors = ", ".join(f"{k} {v:.1e}" for k, v in result.max_abs_error.items())

@@ -70,18 +70,27 @@ def test_overrides_set_nested_fields_and_name_a_bad_path() -> None:
         with_overrides(g1_flat(), ["ppo.symmetri=false"])
 
 
-def test_training_evaluates_on_schedule_and_checkpoints_the_learning_rate(
+def test_training_evaluates_on_schedule_keeps_each_evaluated_policy_and_checkpoints_the_learning_rate(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # 4 envs x 8 steps = 32 per iteration; an evaluation every 64 steps -> at 64 and 128 (a tiny protocol).
     monkeypatch.setattr(evaluation, "protocol", lambda terrain: EvalCfg(repeats=1, episode_s=0.2))
-    cfg = tiny_cfg(tmp_path, total_steps=128, eval_every_steps=64)
-    train_teacher(cfg, use_wandb=False)
-    rows = [json.loads(line) for line in (tmp_path / "tiny" / "evals.jsonl").read_text().splitlines()]
+    cfg = tiny_cfg(tmp_path, total_steps=128, eval_every_steps=64, keep_checkpoints=1)
+    run = train_teacher(cfg, use_wandb=False)
+    rows = [json.loads(line) for line in (run / "evals.jsonl").read_text().splitlines()]
     assert [r["env_steps"] for r in rows] == [64, 128]
     assert {"lin_vel_error", "fall_rate", "yaw_rate_error"} <= set(rows[0])
-    data = load_checkpoint(list_checkpoints(tmp_path / "tiny" / "checkpoints")[-1])
+    newest = list_checkpoints(run / "checkpoints")
+    data = load_checkpoint(newest[-1])
     assert data["learning_rate"] is not None and data["learning_rate"] != cfg.ppo.learning_rate
+    # Pruning kept one newest checkpoint (128 steps); the policy evaluated at 64 steps is still there.
+    assert len(newest) == 1
+    kept = [load_policy(run, run / r["checkpoint"]) for r in rows]
+    assert [p.num_timesteps for p in kept] == [64, 128]
+    first, last = (dict(p.policy.state_dict()) for p in kept)
+    assert any(not torch.equal(first[k], last[k]) for k in first)
+    with pytest.raises(CheckpointError, match="not inside the run directory"):
+        load_policy(tmp_path / "elsewhere", run / rows[0]["checkpoint"])
 
 
 def test_rough_training_evaluates_the_crossing_and_finds_when_it_was_first_met(

@@ -33,6 +33,7 @@ from humanoid_prior.monitoring import WandbRun, rollout_frames, write_run_metada
 from humanoid_prior.normaliser import load_rms_state, rms_state, vec_normalize
 from humanoid_prior.policies.actor_critic import policy_kwargs
 from humanoid_prior.runs.checkpoint import (
+    EVALUATED,
     checkpoint_path,
     load_checkpoint,
     prune_checkpoints,
@@ -281,6 +282,9 @@ class MonitorCallback(BaseCallback):
 
         Logged under eval/* and appended to <run>/evals.jsonl, which a resumed run keeps. On terrain the
         crossing test (20 s over 0.10 m stairs and 15° slopes) runs too, so a run shows when it met it.
+        The evaluated policy is kept as a checkpoint of its own (`EVALUATED`, named in the row), out of
+        reach of the pruning of the newest checkpoints: a long run's policy can get worse after the
+        evaluation where it did best, and that one can then be evaluated again or exported.
         """
         s, every = self.session, self.session.cfg.run.eval_every_steps
         if not every:
@@ -299,6 +303,8 @@ class MonitorCallback(BaseCallback):
         self._eval_seconds += time.perf_counter() - start
         row = {"env_steps": int(self.num_timesteps), "minutes": round(s.trained_seconds / 60.0, 2),
                "eval_repeats": cfg.repeats, "eval_seed": cfg.seed, **summary}  # fmt: skip
+        kept = save_checkpoint(checkpoint_path(s.run_dir / EVALUATED, s.iteration), s.payload())
+        row["checkpoint"] = str(kept.relative_to(s.run_dir))
         if cells:
             row["crossing"] = crossing_summary(cells)
             for name, c in cells.items():

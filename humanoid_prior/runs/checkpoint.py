@@ -23,6 +23,8 @@ import torch
 FORMAT = "humanoid_prior.checkpoint/1"  # a file format's name (not a module path: it stays when modules move)
 REQUIRED = ("format", "kind", "robot", "obs_sizes", "action_dim", "config", "policy", "num_timesteps")
 _NAME = re.compile(r"ckpt_(\d+)\.pt$")
+EVALUATED = Path("checkpoints") / "evaluated"
+"""Where a run keeps the checkpoint of each periodic evaluation, apart from the pruned newest ones."""
 
 
 class CheckpointError(RuntimeError):

@@ -87,9 +87,18 @@ class LoadedStudent(LoadedPolicy):
         return mean.numpy()
 
 
-def load_policy(run_dir: Path) -> LoadedPolicy:
-    """The newest checkpoint of a teacher or student run, as a callable policy."""
-    path = latest_checkpoint(run_dir / "checkpoints")
+def load_policy(run_dir: Path, checkpoint: Path | None = None) -> LoadedPolicy:
+    """The newest checkpoint of a teacher or student run, or its `checkpoint`, as a callable policy.
+
+    `checkpoint` is another checkpoint of the same run, e.g. one kept at a periodic evaluation
+    (<run>/checkpoints/evaluated/, named in evals.jsonl); the run's own config.json describes it.
+    """
+    path = latest_checkpoint(run_dir / "checkpoints") if checkpoint is None else checkpoint
+    if not path.resolve().is_relative_to(run_dir.resolve()):
+        raise CheckpointError(
+            f"checkpoint {path} is not inside the run directory {run_dir}; give the run it belongs to "
+            "(its config.json describes the policy)."
+        )
     data = load_checkpoint(path)
     if data["kind"] == STUDENT_KIND:
         return _load_student(run_dir, path, data)
