@@ -251,13 +251,16 @@ def check_exports(directory: Path, inputs: np.ndarray, expected: np.ndarray) -> 
 
 
 def export_policy(
-    run_dir: Path, out_dir: Path | None = None, probes: int = PROBE_OBSERVATIONS, checkpoint: Path | None = None
+    run_dir: Path,
+    out_dir: Path | None = None,
+    probes: int = PROBE_OBSERVATIONS,
+    checkpoint: Path | None = None,
 ) -> ExportResult:
-    """Export the newest checkpoint of a teacher or student run (or the run's `checkpoint`, see
-    `load_policy`) into `out_dir` (default: <run>/deploy).
+    """Export the newest checkpoint of a teacher or student run into `out_dir` (default: <run>/deploy).
 
-    Files are written to a temporary folder, checked, then moved into place, so a failed check leaves
-    no half-written export behind.
+    `checkpoint` picks another checkpoint of the run (see `load_policy`). Files are written to a
+    temporary folder, checked, then moved into place, so a failed check leaves no half-written export
+    behind.
     """
     out_dir = out_dir or run_dir / "deploy"
     policy = load_policy(run_dir, checkpoint)
