@@ -32,6 +32,7 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Annotated
 
 import tyro
 
@@ -41,6 +42,11 @@ from humanoid_prior.envs.robots import RobotConfigError
 from humanoid_prior.robot_check import RobotCheckArgs, run_robot_check
 from humanoid_prior.runs.checkpoint import CheckpointError
 
+CHECKPOINT_HELP = (
+    "A checkpoint of the run other than its newest, e.g. one a periodic evaluation kept (as the row of "
+    "<run>/evals.jsonl names it, relative to the run)."
+)
+
 
 @dataclass
 class EvalArgs:
@@ -49,15 +55,13 @@ class EvalArgs:
     run: Path
     """Run directory (runs/<name>)."""
     out: Path | None = None
-    """Output JSON (default: <run>/eval.json)."""
+    """Output JSON (default: <run>/eval.json, or <run>/eval_<checkpoint name>.json with --checkpoint)."""
     protocol: str | None = None
     """'flat' or 'rough' (default: the run's terrain)."""
     seed: int | None = None
     """Seed of the evaluation envs (default: the protocol's, 12345); another seed shows whether a result
     is one draw's luck."""
-    checkpoint: Path | None = None
-    """A checkpoint of the run other than its newest, e.g. one a periodic evaluation kept (the row of
-    <run>/evals.jsonl names it)."""
+    checkpoint: Annotated[Path | None, tyro.conf.arg(help=CHECKPOINT_HELP)] = None
 
 
 @dataclass
@@ -72,9 +76,7 @@ class PlayArgs:
     """Output MP4 (default: <run>/videos/play.mp4)."""
     command: tuple[float, float, float] = (0.5, 0.0, 0.0)
     """Held command (v_x, v_y, yaw rate)."""
-    checkpoint: Path | None = None
-    """A checkpoint of the run other than its newest, e.g. one a periodic evaluation kept (the row of
-    <run>/evals.jsonl names it)."""
+    checkpoint: Annotated[Path | None, tyro.conf.arg(help=CHECKPOINT_HELP)] = None
 
 
 def split_flags(
@@ -197,7 +199,8 @@ def evaluate_run(args: EvalArgs) -> None:
     result.update(checkpoint=str(policy.checkpoint), env_steps=policy.num_timesteps,
                   minutes=policy.trained_seconds / 60.0, protocol=protocol, seed=cfg.seed,
                   command="python " + shlex.join(sys.argv), machine=machine())  # fmt: skip
-    out = args.out or args.run / "eval.json"
+    default = "eval.json" if args.checkpoint is None else f"eval_{args.checkpoint.stem}.json"
+    out = args.out or args.run / default
     out.write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result["summary"], indent=2))
     print(f"written: {out}")
@@ -229,9 +232,7 @@ class ExportArgs:
     """Output folder (default: <run>/deploy)."""
     probes: int = 256
     """Inputs (spread over the training normaliser's range) the exports are checked on."""
-    checkpoint: Path | None = None
-    """A checkpoint of the run other than its newest, e.g. one a periodic evaluation kept (the row of
-    <run>/evals.jsonl names it)."""
+    checkpoint: Annotated[Path | None, tyro.conf.arg(help=CHECKPOINT_HELP)] = None
 
 
 def export(args: ExportArgs) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -12,11 +13,13 @@ import numpy as np
 import pytest
 from stable_baselines3.common.vec_env import VecNormalize
 
+from humanoid_prior import evaluation
 from humanoid_prior.config import PPOCfg, RunCfg, StudentCfg, TeacherDataCfg, g1_flat, student_preset
 from humanoid_prior.envs.history import FrameHistory
 from humanoid_prior.envs.locomotion import LocomotionEnv
 from humanoid_prior.envs.sb3_vec_env import LocomotionVecEnv
 from humanoid_prior.envs.task_cfg import task_preset
+from humanoid_prior.evaluation import EvalCfg
 from humanoid_prior.runners.student import teacher_config, train_student
 from humanoid_prior.runners.student_env import StudentVecEnv
 from humanoid_prior.runners.teacher import train_teacher
@@ -155,6 +158,19 @@ def test_tiny_tmp_student_trains_saves_resumes_and_acts(tiny_teacher: Path, tmp_
     actions = policy(obs)
     assert actions.shape == (2, 12) and np.isfinite(actions).all()
     env.close()
+
+
+def test_student_evaluates_on_its_history_during_training_and_keeps_the_evaluated_policy(
+    tiny_teacher: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(evaluation, "protocol", lambda terrain: EvalCfg(repeats=1, episode_s=0.2))
+    cfg = tiny_student(tiny_teacher, tmp_path, "distill")
+    cfg = dataclasses.replace(cfg, run=dataclasses.replace(cfg.run, eval_every_steps=64))
+    run_dir = train_student(cfg, use_wandb=False)
+    rows = [json.loads(line) for line in (run_dir / "evals.jsonl").read_text().splitlines()]
+    assert [r["env_steps"] for r in rows] == [64] and np.isfinite(rows[0]["lin_vel_error"])
+    kept = load_policy(run_dir, Path(rows[0]["checkpoint"]))
+    assert isinstance(kept, LoadedStudent) and kept.num_timesteps == 64
 
 
 @pytest.mark.parametrize("method", ["distill", "ppo_proprio"])

@@ -85,7 +85,7 @@ def test_training_evaluates_on_schedule_keeps_each_evaluated_policy_and_checkpoi
     assert data["learning_rate"] is not None and data["learning_rate"] != cfg.ppo.learning_rate
     # Pruning kept one newest checkpoint (128 steps); the policy evaluated at 64 steps is still there.
     assert len(newest) == 1
-    kept = [load_policy(run, run / r["checkpoint"]) for r in rows]
+    kept = [load_policy(run, Path(r["checkpoint"])) for r in rows]  # relative to the run, as the row says
     assert [p.num_timesteps for p in kept] == [64, 128]
     first, last = (dict(p.policy.state_dict()) for p in kept)
     assert any(not torch.equal(first[k], last[k]) for k in first)

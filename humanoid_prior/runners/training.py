@@ -298,8 +298,9 @@ class MonitorCallback(BaseCallback):
         self._next_eval = (self.num_timesteps // every + 1) * every
         start = time.perf_counter()
         cfg = protocol(s.cfg.task.terrain_name)
-        summary = evaluate(s.cfg.task, s.act, cfg)["summary"]
-        cells = crossing(s.cfg.task, s.act) if s.cfg.task.terrain is not None else {}
+        policy = s.video_policy()  # a student acts on its own history, which `act` does not keep
+        summary = evaluate(s.cfg.task, policy, cfg)["summary"]
+        cells = crossing(s.cfg.task, policy) if s.cfg.task.terrain is not None else {}
         self._eval_seconds += time.perf_counter() - start
         row = {"env_steps": int(self.num_timesteps), "minutes": round(s.trained_seconds / 60.0, 2),
                "eval_repeats": cfg.repeats, "eval_seed": cfg.seed, **summary}  # fmt: skip

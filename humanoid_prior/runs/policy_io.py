@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -93,12 +94,18 @@ def load_policy(run_dir: Path, checkpoint: Path | None = None) -> LoadedPolicy:
     `checkpoint` is another checkpoint of the same run, e.g. one kept at a periodic evaluation
     (<run>/checkpoints/evaluated/, named in evals.jsonl); the run's own config.json describes it.
     """
-    path = latest_checkpoint(run_dir / "checkpoints") if checkpoint is None else checkpoint
-    if not path.resolve().is_relative_to(run_dir.resolve()):
-        raise CheckpointError(
-            f"checkpoint {path} is not inside the run directory {run_dir}; give the run it belongs to "
-            "(its config.json describes the policy)."
+    if checkpoint is None:
+        path = latest_checkpoint(run_dir / "checkpoints")
+    else:
+        # As evals.jsonl names it (relative to the run), or a path from here.
+        path = (
+            run_dir / checkpoint if not checkpoint.is_absolute() and not checkpoint.exists() else checkpoint
         )
+        if not Path(os.path.abspath(path)).is_relative_to(os.path.abspath(run_dir)):
+            raise CheckpointError(
+                f"checkpoint {path} is not inside the run directory {run_dir}; give the run it belongs to "
+                "(its config.json describes the policy)."
+            )
     data = load_checkpoint(path)
     if data["kind"] == STUDENT_KIND:
         return _load_student(run_dir, path, data)
