@@ -235,10 +235,10 @@ class StudentSession(TrainingSession):
             model.disc_optimizer.load_state_dict(data["disc_optimizer"])
 
     def act(self, obs: dict[str, np.ndarray]) -> np.ndarray:
-        """Not available: a student needs its history (see `video_policy`)."""
-        raise TypeError("a student acts on its history: use video_policy() for a fresh stateful policy.")
+        """Not available: a student needs its history (see `fresh_policy`)."""
+        raise TypeError("a student acts on its history: use fresh_policy() for a fresh stateful policy.")
 
-    def video_policy(self) -> Any:
+    def fresh_policy(self) -> Any:
         """Observations of the student's env (with its proprio history) -> deterministic actions."""
 
         def act(obs: dict[str, np.ndarray]) -> np.ndarray:

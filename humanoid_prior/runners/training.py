@@ -195,8 +195,8 @@ class TrainingSession:
         actions, _ = self.model.predict(normalised, deterministic=True)
         return np.asarray(actions)
 
-    def video_policy(self) -> Any:
-        """A fresh observations -> actions callable for a video episode."""
+    def fresh_policy(self) -> Any:
+        """A fresh observations -> actions callable for an episode (videos, periodic evaluation)."""
         return self.act
 
 
@@ -298,7 +298,7 @@ class MonitorCallback(BaseCallback):
         self._next_eval = (self.num_timesteps // every + 1) * every
         start = time.perf_counter()
         cfg = protocol(s.cfg.task.terrain_name)
-        policy = s.video_policy()  # a student acts on its own history, which `act` does not keep
+        policy = s.fresh_policy()  # a student acts on its own history, which `act` does not keep
         summary = evaluate(s.cfg.task, policy, cfg)["summary"]
         cells = crossing(s.cfg.task, policy) if s.cfg.task.terrain is not None else {}
         self._eval_seconds += time.perf_counter() - start
@@ -321,7 +321,7 @@ class MonitorCallback(BaseCallback):
         s = self.session
         if self._video_env is None:
             self._video_env = LocomotionEnv(s.cfg.task.with_batch(1, nthread=1), seed=s.cfg.run.seed + 1)
-        frames = rollout_frames(self._video_env, s.video_policy(), s.cfg.run.video_seconds)
+        frames = rollout_frames(self._video_env, s.fresh_policy(), s.cfg.run.video_seconds)
         fps = round(1.0 / self._video_env.dt)
         path = write_video(frames, s.run_dir / "videos" / f"iter_{s.iteration:07d}.mp4", fps)
         if self.wandb_run is not None:
