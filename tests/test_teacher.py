@@ -93,6 +93,28 @@ def test_training_evaluates_on_schedule_keeps_each_evaluated_policy_and_checkpoi
         load_policy(tmp_path / "elsewhere", run / rows[0]["checkpoint"])
 
 
+def test_a_resume_from_before_an_evaluation_sets_its_row_and_policy_aside_instead_of_doubling_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(evaluation, "protocol", lambda terrain: EvalCfg(repeats=1, episode_s=0.2))
+    cfg = tiny_cfg(tmp_path, total_steps=96, eval_every_steps=32, keep_checkpoints=5)
+    run = train_teacher(cfg, use_wandb=False)
+    first = [json.loads(line) for line in (run / "evals.jsonl").read_text().splitlines()]
+    assert [r["env_steps"] for r in first] == [32, 64, 96]
+    # A kill that lost every checkpoint after the first iteration: the resume starts at 32 steps.
+    for path in list_checkpoints(run / "checkpoints")[1:]:
+        path.unlink()
+    train_teacher(cfg, resume=run, use_wandb=False)
+    rows = [json.loads(line) for line in (run / "evals.jsonl").read_text().splitlines()]
+    assert [r["env_steps"] for r in rows] == [32, 64, 96]  # once each, from the run that continued
+    aside = [json.loads(line) for line in (run / "evals_superseded.jsonl").read_text().splitlines()]
+    assert [(r["env_steps"], r["superseded_by_resume_at"]) for r in aside] == [(64, 32), (96, 32)]
+    for row in rows + aside:
+        assert (run / row["checkpoint"]).is_file()
+    assert len({r["checkpoint"] for r in rows + aside}) == 5  # nothing overwritten
+    assert load_policy(run, Path(aside[0]["checkpoint"])).num_timesteps == 64
+
+
 def test_rough_training_evaluates_the_crossing_and_finds_when_it_was_first_met(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -39,7 +39,7 @@ from humanoid_prior.runs.checkpoint import (
     prune_checkpoints,
     save_checkpoint,
 )
-from humanoid_prior.runs.run_dir import TEACHER_KIND
+from humanoid_prior.runs.run_dir import EVALS, TEACHER_KIND, set_aside_later_evaluations
 
 
 def learning_rate_schedule(ppo: PPOCfg) -> Any:
@@ -213,7 +213,9 @@ class MonitorCallback(BaseCallback):
         self._eval_seconds = 0.0
         self._base_seconds = session.trained_seconds
         self._video_env: LocomotionEnv | None = None
-        self._next_eval: int | None = None
+        every = session.cfg.run.eval_every_steps
+        # The first multiple of `every` after the steps this (re)start begins with.
+        self._next_eval = (session.trained_steps // every + 1) * every if every else 0
         self._rollout_pending = False
         self._collected = False
         self.stop_reason: str | None = None
@@ -280,8 +282,9 @@ class MonitorCallback(BaseCallback):
     def maybe_evaluate(self) -> None:
         """Run the evaluation protocol each time `eval_every_steps` more env steps were taken.
 
-        Logged under eval/* and appended to <run>/evals.jsonl, which a resumed run keeps. On terrain the
-        crossing test (20 s over 0.10 m stairs and 15° slopes) runs too, so a run shows when it met it.
+        Logged under eval/* and appended to <run>/evals.jsonl, which a resumed run keeps up to the step it
+        resumed from (`set_aside_later_evaluations`). On terrain the crossing test (20 s over 0.10 m
+        stairs and 15° slopes) runs too, so a run shows when it met it.
         The evaluated policy is kept as a checkpoint of its own (`EVALUATED`, named in the row), out of
         reach of the pruning of the newest checkpoints: a long run's policy can get worse after the
         evaluation where it did best, and that one can then be evaluated again or exported.
@@ -289,8 +292,6 @@ class MonitorCallback(BaseCallback):
         s, every = self.session, self.session.cfg.run.eval_every_steps
         if not every:
             return
-        if self._next_eval is None:  # first call of this (re)start: the next multiple of `every`
-            self._next_eval = (self.num_timesteps // every + 1) * every
         if self.num_timesteps < self._next_eval:
             return
         from humanoid_prior.evaluation import crossing, crossing_summary, evaluate, protocol
@@ -311,7 +312,7 @@ class MonitorCallback(BaseCallback):
             for name, c in cells.items():
                 self.logger.record(f"eval/crossing/{name}/fall_rate", c["fall_rate"])
                 self.logger.record(f"eval/crossing/{name}/distance_m", c["distance_m"])
-        with (s.run_dir / "evals.jsonl").open("a") as f:
+        with (s.run_dir / EVALS).open("a") as f:
             f.write(json.dumps(row) + "\n")
         for key, value in summary.items():
             self.logger.record(f"eval/{key}", value)
@@ -357,6 +358,8 @@ def run_session(session: TrainingSession, resumed: bool, use_wandb: bool) -> Pat
     """Train a session to its step or time budget with monitoring, then checkpoint; returns the run dir."""
     cfg, run_dir = session.cfg, session.run_dir
     write_run_metadata(run_dir, to_dict(cfg))
+    if resumed:
+        set_aside_later_evaluations(run_dir, session.trained_steps)
     session.model.set_logger(run_logger(run_dir))
     wandb_run = (
         WandbRun(run_dir, cfg.run.wandb_project, run_dir.name, to_dict(cfg), resumed) if use_wandb else None

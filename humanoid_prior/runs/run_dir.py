@@ -18,7 +18,7 @@ import yaml
 
 from humanoid_prior.config import TeacherCfg, from_saved, to_dict
 from humanoid_prior.envs.robots import RobotCfg, RobotConfigError, load_robot_file, resolve_mjcf
-from humanoid_prior.runs.checkpoint import latest_checkpoint, list_checkpoints
+from humanoid_prior.runs.checkpoint import EVALUATED, latest_checkpoint, list_checkpoints
 
 TEACHER_KIND = "teacher"
 """`kind` of a teacher run's checkpoints (and the default run-name part)."""
@@ -28,6 +28,10 @@ ROBOT_COPY = "robot.yaml"
 """The run's copy of its robot description (only for runs on a robot file)."""
 ROBOT_SOURCE = "robot_source.json"
 """Where the copy came from, and the SHA-256 of the MJCF file it names, when the run started."""
+EVALS = "evals.jsonl"
+"""One row per periodic evaluation, oldest first."""
+SUPERSEDED = "evals_superseded.jsonl"
+"""Rows of evaluations that a resume from an earlier checkpoint took back (their policy is not this run's)."""
 
 
 def new_run_dir(cfg: Any, kind: str = TEACHER_KIND) -> Path:
@@ -56,6 +60,41 @@ def resume_point(run_dir: Path) -> Path | None:
         return latest_checkpoint(directory)
     print(f"{run_dir} stopped before its first checkpoint: it starts again from step 0.")
     return None
+
+
+def set_aside_later_evaluations(run_dir: Path, env_steps: int) -> int:
+    """Move the evaluations made after `env_steps` out of `EVALS`; returns how many.
+
+    A run killed without its final checkpoint resumes from an earlier one and evaluates again at the
+    same steps, with a policy trained anew from there. The rows (and kept policies) of the lost stretch
+    are kept, not overwritten: they go to `SUPERSEDED` and `EVALUATED`/superseded/, each row marked with
+    the step the run resumed from, so `EVALS` names only the policies of the run that continues.
+    """
+    path = run_dir / EVALS
+    if not path.is_file():
+        return 0
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    later = [row for row in rows if row["env_steps"] > env_steps]
+    if not later:
+        return 0
+    aside = run_dir / EVALUATED / "superseded"
+    aside.mkdir(parents=True, exist_ok=True)
+    with (run_dir / SUPERSEDED).open("a") as f:
+        for row in later:
+            kept = run_dir / row["checkpoint"] if "checkpoint" in row else None
+            if kept is not None and kept.is_file():
+                moved = kept.replace(aside / f"{kept.stem}_resumed_at_{env_steps}{kept.suffix}")
+                row["checkpoint"] = str(moved.relative_to(run_dir))
+            f.write(json.dumps({**row, "superseded_by_resume_at": env_steps}) + "\n")
+    text = "".join(json.dumps(row) + "\n" for row in rows if row["env_steps"] <= env_steps)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
+    print(
+        f"{len(later)} evaluation(s) after step {env_steps:,} belong to the stretch this resume trains "
+        f"again: moved to {run_dir / SUPERSEDED}."
+    )
+    return len(later)
 
 
 def load_run_config(run_dir: Path, cls: type = TeacherCfg) -> Any:
