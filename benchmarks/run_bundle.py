@@ -19,12 +19,14 @@ import tarfile
 from pathlib import Path
 
 from humanoid_prior.runs.checkpoint import latest_checkpoint
+from humanoid_prior.runs.run_dir import EVALS, SUPERSEDED
 
 BOOKKEEPING = (
     "config.json",
     "meta.json",
     "warm_start.json",
-    "evals.jsonl",
+    EVALS,
+    SUPERSEDED,  # rows a resume set aside: kept, so a later reader sees what was evaluated
     "robot.yaml",
     "robot_source.json",
 )

@@ -47,6 +47,7 @@ from humanoid_prior.evaluation import (
 from humanoid_prior.monitoring import machine, read_curves, rollout_frames, write_video
 from humanoid_prior.runners.teacher import WARM_START, train_teacher
 from humanoid_prior.runs.policy_io import load_policy
+from humanoid_prior.runs.run_dir import EVALS
 
 RESULTS = Path(__file__).resolve().parents[1] / "docs" / "results"
 
@@ -105,7 +106,7 @@ def train_seed(cfg: Any, run_dir: Path, no_wandb: bool, train: bool = True) -> d
     # robots turned in each).
     crossed = crossing(policy.cfg.task, policy) if policy.cfg.task.terrain is not None else None
     held = crossing(policy.cfg.task, policy, hold_heading=True) if crossed is not None else None
-    evals_path = run_dir / "evals.jsonl"
+    evals_path = run_dir / EVALS
     evals = [json.loads(line) for line in evals_path.read_text().splitlines()] if evals_path.exists() else []
     if not evals or evals[-1]["env_steps"] < policy.num_timesteps:
         final = {"crossing": crossing_summary(crossed)} if crossed is not None else {}

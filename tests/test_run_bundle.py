@@ -67,3 +67,18 @@ def test_the_committed_rough_teacher_bundle_still_loads(tmp_path: Path) -> None:
     data = load_checkpoint(latest_checkpoint(run / "checkpoints"), kind="teacher", robot="g1")
     assert data["num_timesteps"] > 15_000_000
     assert load_run_config(run).task.terrain is not None
+
+
+def test_a_bundle_keeps_the_evaluations_a_resume_set_aside(tmp_path: Path) -> None:
+    import tarfile
+
+    from humanoid_prior.runs.run_dir import EVALS, SUPERSEDED
+
+    run_dir = train_teacher(tiny_cfg(tmp_path / "here"), use_wandb=False)
+    (run_dir / EVALS).write_text('{"env_steps": 32}\n')
+    (run_dir / SUPERSEDED).write_text('{"env_steps": 64, "superseded_by_resume_at": 32}\n')
+    archive = tmp_path / "run.tar.gz"
+    assert _bundle("pack", str(run_dir), str(archive)).returncode == 0
+    with tarfile.open(archive) as tar:
+        names = {Path(n).name for n in tar.getnames()}
+    assert {EVALS, SUPERSEDED} <= names, names
