@@ -62,6 +62,9 @@ class EvalArgs:
     """Seed of the evaluation envs (default: the protocol's, 12345); another seed shows whether a result
     is one draw's luck."""
     checkpoint: Annotated[Path | None, tyro.conf.arg(help=CHECKPOINT_HELP)] = None
+    crossing: bool = True
+    """On a terrain run, also walk the crossing test (0.10 m stairs and 15° slopes, up and down, 20 s at
+    0.5 m/s; with the yaw rate held at 0, and again with the heading held) at the same seed."""
 
 
 @dataclass
@@ -185,7 +188,7 @@ def student(argv: list[str]) -> None:
 
 def evaluate_run(args: EvalArgs) -> None:
     """Evaluate the newest checkpoint of a run (or `--checkpoint`)."""
-    from humanoid_prior.evaluation import evaluate
+    from humanoid_prior.evaluation import crossing, crossing_met, evaluate
     from humanoid_prior.evaluation import protocol as eval_protocol
     from humanoid_prior.monitoring import machine
     from humanoid_prior.runs.policy_io import load_policy
@@ -196,6 +199,11 @@ def evaluate_run(args: EvalArgs) -> None:
     if args.seed is not None:
         cfg = dataclasses.replace(cfg, seed=args.seed)
     result = evaluate(policy.cfg.task, policy, cfg)
+    cells = None
+    if args.crossing and policy.cfg.task.terrain is not None:
+        cells = crossing(policy.cfg.task, policy, seed=cfg.seed)
+        held = crossing(policy.cfg.task, policy, seed=cfg.seed, hold_heading=True)
+        result.update(crossing=cells, crossing_held_heading=held, crossing_met=crossing_met(cells))
     result.update(checkpoint=str(policy.checkpoint), env_steps=policy.num_timesteps,
                   minutes=policy.trained_seconds / 60.0, protocol=protocol, seed=cfg.seed,
                   command="python " + shlex.join(sys.argv), machine=machine())  # fmt: skip
@@ -203,6 +211,10 @@ def evaluate_run(args: EvalArgs) -> None:
     out = args.out or args.run / default
     out.write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result["summary"], indent=2))
+    if cells is not None:
+        cells_text = (f"{name} {c['fall_rate']:.1%}, {c['distance_m']:.2f} m" for name, c in cells.items())
+        print("crossing (falls, mean distance):", "; ".join(cells_text))
+        print(f"crossing target met: {result['crossing_met']}")
     print(f"written: {out}")
 
 

@@ -158,6 +158,34 @@ def test_eval_at_another_seed_draws_other_episodes_and_says_which(
     assert results[None]["summary"]["lin_vel_error"] != results[5]["summary"]["lin_vel_error"]
 
 
+def test_eval_of_a_terrain_run_walks_the_crossing_at_its_seed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from humanoid_prior import cli
+
+    monkeypatch.setattr(evaluation, "protocol", lambda terrain: EvalCfg(repeats=1, episode_s=0.2,
+                                                                       difficulties=(0.5,)))  # fmt: skip
+    monkeypatch.setattr(
+        evaluation, "crossing", functools.partial(evaluation.crossing, repeats=2, episode_s=0.4)
+    )
+    cfg = dataclasses.replace(tiny_cfg(tmp_path), task=tiny_rough_task(num_rows=4))
+    assert cfg.task.terrain is not None
+    run_dir = train_teacher(cfg, use_wandb=False)
+    results = {}
+    for seed, walk in ((None, True), (5, True), (5, False)):
+        out = tmp_path / f"eval_{seed}_{walk}.json"
+        cli.evaluate_run(cli.EvalArgs(run=run_dir, out=out, seed=seed, crossing=walk))
+        results[seed, walk] = json.loads(out.read_text())
+    cells = set(evaluation.crossing_cells(cfg.task.terrain))
+    for key in ((None, True), (5, True)):
+        assert set(results[key]["crossing"]) == set(results[key]["crossing_held_heading"]) == cells
+        assert results[key]["crossing_met"] is False  # 0.4 s of walking covers nowhere near 5 m
+    # The crossing's episodes are drawn from the evaluation's seed, not a fixed one.
+    distances = [[c["distance_m"] for c in results[seed, True]["crossing"].values()] for seed in (None, 5)]
+    assert distances[0] != distances[1]
+    assert "crossing" not in results[5, False]
+
+
 def test_train_checkpoint_load_gives_identical_actions(tmp_path: Path) -> None:
     run_dir = train_teacher(tiny_cfg(tmp_path), use_wandb=False)
     assert (run_dir / "config.json").is_file() and (run_dir / "meta.json").is_file()
