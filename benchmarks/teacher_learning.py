@@ -12,8 +12,10 @@ and 15° slopes, up and down) was walked >= 5 m in 20 s with <= 10% falls. Run i
 (`nohup ... &`): runs checkpoint as they go, and the same command
 resumes an interrupted seed and skips finished ones, and a later call with other `--seeds` (another
 session) adds them to the same result; `--interim` evaluates each seed's newest
-checkpoint without training (a run still short of its budget) into <name>_interim.*. Writes, under
-docs/results/: <name>.json (per seed: steps_to_target, the final lin_vel_error, yaw_rate_error,
+checkpoint without training (a run still short of its budget) into <name>_interim.*. `--select
+first-crossing` reports, instead of the newest policy, the one kept at the first evaluation that met the
+crossing target, evaluated again at `--eval-seed` (not the seed that chose it), into `--out-name`.
+Writes, under docs/results/: <name>.json (per seed: steps_to_target, the final lin_vel_error, yaw_rate_error,
 fall_rate, env_steps, minutes, steps_per_s and every evaluation; command and machine),
 <name>_curves.png (evaluation curves of every seed) and <name>.mp4 (a short video of the first seed).
 """
@@ -86,9 +88,36 @@ def steps_per_second(env_steps: int, trained_seconds: float, warm_start: dict[st
     return round(own / max(trained_seconds, 1e-9))
 
 
-def train_seed(cfg: Any, run_dir: Path, no_wandb: bool, train: bool = True) -> dict[str, Any]:
-    """Train (or resume, or skip) one seed; its final evaluation and the evaluations along the way.
+SELECT_RULES = ("final", "first-crossing")
+"""Which policy of a seed its result reports: the newest checkpoint, or the policy kept at the first
+periodic evaluation whose crossing met the rough target (early stopping on a policy that swings between
+evaluations; report it at another `--eval-seed` than the one that chose it)."""
 
+
+def selected_checkpoint(
+    run_dir: Path, evals: list[dict[str, Any]], rule: str
+) -> tuple[Path | None, dict[str, Any] | None]:
+    """The checkpoint `rule` picks (relative to the run) and the row that picked it; (None, None): newest."""
+    if rule == "final":
+        return None, None
+    step = steps_to_crossing(evals)
+    if step is None:
+        print(f"note: no evaluation of {run_dir} met the crossing target; reporting its newest checkpoint")
+        return None, None
+    row = next(r for r in evals if r["env_steps"] == step)
+    if "checkpoint" not in row:
+        raise SystemExit(
+            f"error: the evaluation of {run_dir} at {step:,} steps kept no policy (a run from before "
+            "evaluated policies were kept); use --select final."
+        )
+    return Path(row["checkpoint"]), row
+
+
+def train_seed(cfg: Any, run_dir: Path, no_wandb: bool, train: bool = True, select: str = "final",
+               eval_seed: int | None = None) -> dict[str, Any]:  # fmt: skip
+    """Train (or resume, or skip) one seed; its selected policy's evaluation and those along the way.
+
+    `select` is one of `SELECT_RULES`; the policy is evaluated at `eval_seed` (default: the protocol's).
     `train=False` evaluates the run's newest checkpoint as it stands (an interim result of a run that
     is still going, or was stopped, short of its budget).
     """
@@ -97,26 +126,42 @@ def train_seed(cfg: Any, run_dir: Path, no_wandb: bool, train: bool = True) -> d
         train_teacher(cfg, resume=resume, use_wandb=not no_wandb)
     elif resume is None:
         raise FileNotFoundError(f"--interim: {run_dir} has no run to evaluate; train it first.")
-    policy = load_policy(run_dir)
-    result = evaluate(policy.cfg.task, policy, protocol(policy.cfg.task.terrain_name))
+    evals_path = run_dir / EVALS
+    evals = [json.loads(line) for line in evals_path.read_text().splitlines()] if evals_path.exists() else []
+    checkpoint, chosen_by = selected_checkpoint(run_dir, evals, select)
+    newest_steps = load_policy(run_dir).num_timesteps
+    policy = load_policy(run_dir, checkpoint)
+    eval_cfg = protocol(policy.cfg.task.terrain_name)
+    at_protocol_seed = eval_seed is None or eval_seed == eval_cfg.seed
+    eval_cfg = dataclasses.replace(eval_cfg, seed=eval_cfg.seed if eval_seed is None else eval_seed)
+    result = evaluate(policy.cfg.task, policy, eval_cfg)
     summary = result["summary"]
     # Rough teachers also walk straight over each feature (0.10 m stairs, 15° slopes) for 20 s.
     # The target's test holds the yaw rate at 0; beside it, the same walk with the heading held by the
     # task's heading law, as an operator walking the robot across would (`heading_change_deg`: how far
     # robots turned in each).
-    crossed = crossing(policy.cfg.task, policy) if policy.cfg.task.terrain is not None else None
-    held = crossing(policy.cfg.task, policy, hold_heading=True) if crossed is not None else None
-    evals_path = run_dir / EVALS
-    evals = [json.loads(line) for line in evals_path.read_text().splitlines()] if evals_path.exists() else []
-    if not evals or evals[-1]["env_steps"] < policy.num_timesteps:
+    task = policy.cfg.task
+    crossed = crossing(task, policy, seed=eval_cfg.seed) if task.terrain is not None else None
+    held = crossing(task, policy, seed=eval_cfg.seed, hold_heading=True) if crossed is not None else None
+    # The newest policy's evaluation closes the curve (at the seed the curve's evaluations used).
+    if at_protocol_seed and (not evals or evals[-1]["env_steps"] < policy.num_timesteps):
         final = {"crossing": crossing_summary(crossed)} if crossed is not None else {}
         evals.append({"env_steps": policy.num_timesteps, **summary, **final})
     minutes = policy.trained_seconds / 60.0
     curves = read_curves(run_dir)
-    levels = curves["terrain_level"][~np.isnan(curves["terrain_level"])]
+    up_to_policy = ~np.isnan(curves["terrain_level"]) & (curves["steps"] <= policy.num_timesteps)
+    levels = curves["terrain_level"][up_to_policy]
     warm = run_dir / WARM_START
     warm_start = json.loads(warm.read_text()) if warm.exists() else None
     starts = json.loads((run_dir / "meta.json").read_text())["starts"]
+    selection = None
+    if checkpoint is not None and chosen_by is not None:
+        selection = {
+            "rule": select,
+            "checkpoint": str(checkpoint),
+            "chosen_at_eval_seed": chosen_by.get("eval_seed", protocol(task.terrain_name).seed),
+            "newest_env_steps": newest_steps,  # where the run itself stands
+        }
     return {
         "steps_to_target": steps_to_target(evals),
         "lin_vel_error": summary["lin_vel_error"],
@@ -128,13 +173,15 @@ def train_seed(cfg: Any, run_dir: Path, no_wandb: bool, train: bool = True) -> d
         "minutes": round(minutes, 2),
         "steps_per_s": steps_per_second(policy.num_timesteps, policy.trained_seconds, warm_start),
         "budget_steps": policy.cfg.run.total_steps,
-        "interim": policy.num_timesteps < policy.cfg.run.total_steps,  # evaluated short of its budget
+        "interim": newest_steps < policy.cfg.run.total_steps,  # the run stands short of its budget
+        "eval_seed": eval_cfg.seed,
+        **({"selected": selection} if selection else {}),
         "table": result["table"],  # per command (flat) or terrain cell (rough): distance, falls, errors
         **({"crossing": crossed, "crossing_held_heading": held} if crossed is not None else {}),
         # The first evaluation whose crossing met the rough target (>= 5 m, <= 10% falls in every cell).
         **({"crossing_met": crossing_met(crossed)} if crossed is not None else {}),
         **({"steps_to_crossing": steps_to_crossing(evals)} if crossed is not None else {}),
-        # Mean curriculum row over the last 10 iterations (rough terrain only).
+        # Mean curriculum row over the last 10 iterations up to the policy's step (rough terrain only).
         **({"terrain_level": float(levels[-10:].mean())} if crossed is not None and len(levels) else {}),
         # A warm-started run's steps include its source's (--run.init-from): the source run and steps.
         **({"warm_start": warm_start} if warm_start else {}),
@@ -180,12 +227,24 @@ def main() -> None:
         "--interim", action="store_true",
         help="train nothing: evaluate each seed's newest checkpoint (a run still short of --steps)",
     )  # fmt: skip
+    parser.add_argument(
+        "--select", choices=SELECT_RULES, default="final",
+        help="the policy each seed's result reports: its newest, or the one kept at the first evaluation "
+        "that met the crossing target (then pass another --eval-seed than the periodic evaluations' 12345)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--eval-seed", type=int, default=None, help="seed of the result's evaluation (protocol's if unset)"
+    )
+    parser.add_argument(
+        "--out-name", default=None, help="result file stem, if not --results-name (which names the runs)"
+    )
     parser.add_argument("--no-video", action="store_true")
     parser.add_argument("--no-wandb", action="store_true")
     args = parser.parse_args()
 
     stem = args.results_name or f"teacher_{args.preset}"
-    out_stem = stem + ("_interim" if args.interim else "")  # an interim result never replaces a final one
+    # an interim result never replaces a final one
+    out_stem = (args.out_name or stem) + ("_interim" if args.interim else "")
     base = with_overrides(named_teacher_preset(args.preset), args.overrides)
     run = dataclasses.replace(
         base.run,
@@ -201,7 +260,9 @@ def main() -> None:
         cfg = dataclasses.replace(
             base, run=dataclasses.replace(run, seed=seed, run_dir=str(run_dir.parent), name=run_dir.name)
         )
-        seeds[str(seed)] = train_seed(cfg, run_dir, args.no_wandb, train=not args.interim)
+        seeds[str(seed)] = train_seed(
+            cfg, run_dir, args.no_wandb, train=not args.interim, select=args.select, eval_seed=args.eval_seed
+        )
         print(json.dumps({"seed": seed, **{k: v for k, v in seeds[str(seed)].items() if k != "evals"}}))
 
     out: dict[str, Any] = {
@@ -210,6 +271,7 @@ def main() -> None:
         "target": {"lin_vel_error": TARGET_LIN_VEL_ERROR, "fall_rate": TARGET_FALL_RATE},
         "seeds": seeds,
         "eval": dataclasses.asdict(protocol(base.task.terrain_name)),
+        "select": args.select,
         "command": "python " + " ".join(shlex.quote(a) for a in sys.argv),
         "machine": machine(),
         "config": to_dict(cfg),
@@ -225,7 +287,9 @@ def main() -> None:
         RESULTS / f"{out_stem}_curves.png",
     )
     if not args.no_video:
-        policy = load_policy(Path(seeds[str(args.seeds[0])]["run_dir"]))
+        first = seeds[str(args.seeds[0])]
+        chosen = first.get("selected", {}).get("checkpoint")
+        policy = load_policy(Path(first["run_dir"]), Path(chosen) if chosen else None)
         env = LocomotionEnv(policy.cfg.task.with_batch(1, nthread=1), seed=2)
         frames = rollout_frames(env, policy, seconds=6.0, width=320, height=240)
         env.close()

@@ -86,3 +86,65 @@ def test_compare_commits_makes_each_tree_import_its_own_package(tmp_path: Path) 
     (old / "deploy").rmdir()
     with pytest.raises(SystemExit, match=r"imports humanoid_prior\.deploy from"):
         compare.checked_env(old, compare.import_tree(old, tmp_path / "partial_import"))
+
+
+def test_the_first_crossing_rule_picks_the_policy_kept_at_the_first_evaluation_that_met_it() -> None:
+    selected_checkpoint = _script().selected_checkpoint
+    met = {"fall_rate": 0.05, "distance_m": 5.5}
+    short = {"fall_rate": 0.0, "distance_m": 4.9}
+    rows = [
+        {
+            "env_steps": 10,
+            "checkpoint": "checkpoints/evaluated/a.pt",
+            "crossing": {"stairs": short, "slope": met},
+        },
+        {
+            "env_steps": 20,
+            "checkpoint": "checkpoints/evaluated/b.pt",
+            "crossing": {"stairs": met, "slope": met},
+        },
+        {
+            "env_steps": 30,
+            "checkpoint": "checkpoints/evaluated/c.pt",
+            "crossing": {"stairs": met, "slope": met},
+        },
+    ]
+    assert selected_checkpoint(Path("run"), rows, "first-crossing") == (
+        Path("checkpoints/evaluated/b.pt"),
+        rows[1],
+    )
+    assert selected_checkpoint(Path("run"), rows, "final") == (None, None)
+    assert selected_checkpoint(Path("run"), rows[:1], "first-crossing") == (None, None)  # none met: newest
+    older = [{k: v for k, v in rows[1].items() if k != "checkpoint"}]  # from before policies were kept
+    with pytest.raises(SystemExit, match="kept no policy"):
+        selected_checkpoint(Path("run"), older, "first-crossing")
+
+
+def test_a_seed_result_of_a_selected_policy_reports_that_policy_at_the_given_seed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from conftest import tiny_cfg
+
+    from humanoid_prior.evaluation import EvalCfg
+    from humanoid_prior.runners.teacher import train_teacher
+
+    script = _script()
+    monkeypatch.setattr(script, "protocol", lambda terrain: EvalCfg(repeats=1, episode_s=0.2))
+    import humanoid_prior.evaluation as evaluation
+
+    monkeypatch.setattr(evaluation, "protocol", lambda terrain: EvalCfg(repeats=1, episode_s=0.2))
+    run_dir = train_teacher(tiny_cfg(tmp_path, total_steps=96, eval_every_steps=32), use_wandb=False)
+    rows = [json.loads(line) for line in (run_dir / "evals.jsonl").read_text().splitlines()]
+    assert [r["env_steps"] for r in rows] == [32, 64, 96]
+    # As if the evaluation at 64 steps had met the crossing target (a flat run walks no crossing).
+    met = {"stairs_up_0.10": {"fall_rate": 0.0, "distance_m": 5.2}}
+    rows[1]["crossing"] = rows[2]["crossing"] = met
+    (run_dir / "evals.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    result = script.train_seed(
+        None, run_dir, no_wandb=True, train=False, select="first-crossing", eval_seed=5
+    )
+    assert result["env_steps"] == 64 and result["eval_seed"] == 5
+    expected = {"rule": "first-crossing", "checkpoint": rows[1]["checkpoint"], "newest_env_steps": 96}
+    assert result["selected"] == {**expected, "chosen_at_eval_seed": rows[1]["eval_seed"]}
+    assert result["interim"] is False  # the run reached its budget; the report is of an earlier policy
+    assert [r["env_steps"] for r in result["evals"]] == [32, 64, 96]  # no row of another seed added
