@@ -8,7 +8,8 @@ evaluation log, its TensorBoard and CSV logs (the curves) and only its newest ch
     python benchmarks/run_bundle.py unpack benchmarks/resume/rough_s0.tar.gz    # -> runs/<run name>/
 
 A 50 M-step run's TensorBoard events reach ~20 MB; `pack --no-tensorboard` leaves them out (the CSV log
-holds the same curves), so a bundle stays small enough to commit.
+holds the same curves), so a bundle stays small enough to commit. `pack --with FILE` carries another
+file of the run as well, e.g. a policy that `checkpoints/evaluated/` kept (~2 MB each).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from __future__ import annotations
 import argparse
 import sys
 import tarfile
+from collections.abc import Sequence
 from pathlib import Path
 
 from humanoid_prior.runs.checkpoint import latest_checkpoint
@@ -36,23 +38,31 @@ COMMIT_LIMIT_MB = 5.0
 """A bundle above this is too large to commit beside the code; pack prints a warning."""
 
 
-def members(run_dir: Path, tensorboard: bool = True) -> list[Path]:
-    """The files of `run_dir` a resume (and the curves) need: bookkeeping, logs, the newest checkpoint."""
+def members(run_dir: Path, tensorboard: bool = True, extra: Sequence[Path] = ()) -> list[Path]:
+    """The files of `run_dir` a resume (and the curves) need: bookkeeping, logs, the newest checkpoint.
+
+    `extra`: other files of the run (relative to it) to carry too, e.g. a policy an evaluation kept.
+    """
     files = [run_dir / name for name in BOOKKEEPING if (run_dir / name).is_file()]
     patterns = (CSV_LOGS, TENSORBOARD_LOGS) if tensorboard else (CSV_LOGS,)
     files += sorted(p for pattern in patterns for p in run_dir.glob(pattern))
     files.append(latest_checkpoint(run_dir / "checkpoints"))
+    for name in extra:
+        path = run_dir / name
+        if not path.is_file() or not path.resolve().is_relative_to(run_dir.resolve()):
+            raise SystemExit(f"error: --with {name}: no such file inside {run_dir}")
+        files.append(path)
     return files
 
 
-def pack(run_dir: Path, archive: Path, tensorboard: bool = True) -> None:
-    """Write `archive` (.tar.gz) with `members(run_dir)`, under the run's own name."""
+def pack(run_dir: Path, archive: Path, tensorboard: bool = True, extra: Sequence[Path] = ()) -> None:
+    """Write `archive` (.tar.gz) with `members(run_dir, tensorboard, extra)`, under the run's own name."""
     if not (run_dir / "config.json").is_file():
         raise SystemExit(f"error: {run_dir} has no config.json; is it a run directory?")
     archive.parent.mkdir(parents=True, exist_ok=True)
     tmp = archive.with_name(archive.name + ".tmp")
     with tarfile.open(tmp, "w:gz") as tar:
-        for path in members(run_dir, tensorboard):
+        for path in members(run_dir, tensorboard, extra):
             tar.add(path, arcname=str(path.relative_to(run_dir.parent)))
     tmp.replace(archive)
     size_mb = archive.stat().st_size / 1e6
@@ -86,12 +96,17 @@ def main() -> None:
         action="store_true",
         help="leave out the TensorBoard events (the CSV keeps the curves)",
     )
+    p.add_argument(
+        "--with", dest="extra", type=Path, action="append", default=[],
+        help="another file of the run to carry, relative to it (repeatable), e.g. a policy that "
+        "checkpoints/evaluated/ kept",
+    )  # fmt: skip
     u = sub.add_parser("unpack")
     u.add_argument("archive", type=Path)
     u.add_argument("--runs", type=Path, default=Path("runs"))
     args = parser.parse_args()
     if args.action == "pack":
-        pack(args.run_dir, args.archive, tensorboard=not args.no_tensorboard)
+        pack(args.run_dir, args.archive, tensorboard=not args.no_tensorboard, extra=args.extra)
     else:
         unpack(args.archive, args.runs)
 

@@ -82,3 +82,21 @@ def test_a_bundle_keeps_the_evaluations_a_resume_set_aside(tmp_path: Path) -> No
     with tarfile.open(archive) as tar:
         names = {Path(n).name for n in tar.getnames()}
     assert {EVALS, SUPERSEDED} <= names, names
+
+
+def test_a_bundle_carries_the_kept_policies_named_with_it_and_refuses_files_outside_the_run(
+    tmp_path: Path,
+) -> None:
+    run_dir = train_teacher(tiny_cfg(tmp_path / "here", eval_every_steps=32), use_wandb=False)
+    kept = sorted((run_dir / "checkpoints" / "evaluated").glob("*.pt"))
+    assert len(kept) == 2
+    archive = tmp_path / "run.tar.gz"
+    first = str(kept[0].relative_to(run_dir))
+    assert _bundle("pack", str(run_dir), str(archive), "--with", first).returncode == 0
+    elsewhere = tmp_path / "elsewhere"
+    assert _bundle("unpack", str(archive), "--runs", str(elsewhere)).returncode == 0
+    copy = elsewhere / run_dir.name
+    assert (copy / first).read_bytes() == kept[0].read_bytes()
+    assert not (copy / kept[1].relative_to(run_dir)).exists(), "only the policies named"
+    outside = _bundle("pack", str(run_dir), str(tmp_path / "x.tar.gz"), "--with", "../../run.tar.gz")
+    assert outside.returncode != 0 and "no such file inside" in outside.stderr
