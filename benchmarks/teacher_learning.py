@@ -14,7 +14,9 @@ resumes an interrupted seed and skips finished ones, and a later call with other
 session) adds them to the same result; `--interim` evaluates each seed's newest
 checkpoint without training (a run still short of its budget) into <name>_interim.*. `--select
 first-crossing` reports, instead of the newest policy, the one kept at the first evaluation that met the
-crossing target, evaluated again at `--eval-seed` (not the seed that chose it), into `--out-name`.
+crossing target (or `--select <checkpoint>`, one the docs' measurements chose), evaluated again at
+`--eval-seed` (not a seed that chose it) with `--crossing-repeats` episodes per crossing cell, into
+`--out-name`.
 Writes, under docs/results/: <name>.json (per seed: steps_to_target, the final lin_vel_error, yaw_rate_error,
 fall_rate, env_steps, minutes, steps_per_s and every evaluation; command and machine),
 <name>_curves.png (evaluation curves of every seed) and <name>.mp4 (a short video of the first seed).
@@ -24,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import json
 import shlex
 import sys
@@ -91,7 +94,8 @@ def steps_per_second(env_steps: int, trained_seconds: float, warm_start: dict[st
 SELECT_RULES = ("final", "first-crossing")
 """Which policy of a seed its result reports: the newest checkpoint, or the policy kept at the first
 periodic evaluation whose crossing met the rough target (early stopping on a policy that swings between
-evaluations; report it at another `--eval-seed` than the one that chose it)."""
+evaluations; report it at another `--eval-seed` than the one that chose it). `--select` also takes a
+checkpoint of the run by its path (relative to the run), chosen by measurements the docs give."""
 
 
 def selected_checkpoint(
@@ -100,6 +104,10 @@ def selected_checkpoint(
     """The checkpoint `rule` picks (relative to the run) and the row that picked it; (None, None): newest."""
     if rule == "final":
         return None, None
+    if rule not in SELECT_RULES:
+        if not (run_dir / rule).is_file():
+            raise SystemExit(f"error: --select {rule}: neither {SELECT_RULES} nor a checkpoint in {run_dir}")
+        return Path(rule), next((r for r in evals if r.get("checkpoint") == rule), None)
     step = steps_to_crossing(evals)
     if step is None:
         print(f"note: no evaluation of {run_dir} met the crossing target; reporting its newest checkpoint")
@@ -114,7 +122,7 @@ def selected_checkpoint(
 
 
 def train_seed(cfg: Any, run_dir: Path, no_wandb: bool, train: bool = True, select: str = "final",
-               eval_seed: int | None = None) -> dict[str, Any]:  # fmt: skip
+               eval_seed: int | None = None, crossing_repeats: int = 64) -> dict[str, Any]:  # fmt: skip
     """Train (or resume, or skip) one seed; its selected policy's evaluation and those along the way.
 
     `select` is one of `SELECT_RULES`; the policy is evaluated at `eval_seed` (default: the protocol's).
@@ -141,8 +149,9 @@ def train_seed(cfg: Any, run_dir: Path, no_wandb: bool, train: bool = True, sele
     # task's heading law, as an operator walking the robot across would (`heading_change_deg`: how far
     # robots turned in each).
     task = policy.cfg.task
-    crossed = crossing(task, policy, seed=eval_cfg.seed) if task.terrain is not None else None
-    held = crossing(task, policy, seed=eval_cfg.seed, hold_heading=True) if crossed is not None else None
+    walk = functools.partial(crossing, task, policy, repeats=crossing_repeats, seed=eval_cfg.seed)
+    crossed = walk() if task.terrain is not None else None
+    held = walk(hold_heading=True) if crossed is not None else None
     # The newest policy's evaluation closes the curve (at the seed the curve's evaluations used).
     if at_protocol_seed and (not evals or evals[-1]["env_steps"] < policy.num_timesteps):
         final = {"crossing": crossing_summary(crossed)} if crossed is not None else {}
@@ -155,13 +164,11 @@ def train_seed(cfg: Any, run_dir: Path, no_wandb: bool, train: bool = True, sele
     warm_start = json.loads(warm.read_text()) if warm.exists() else None
     starts = json.loads((run_dir / "meta.json").read_text())["starts"]
     selection = None
-    if checkpoint is not None and chosen_by is not None:
-        selection = {
-            "rule": select,
-            "checkpoint": str(checkpoint),
-            "chosen_at_eval_seed": chosen_by.get("eval_seed", protocol(task.terrain_name).seed),
-            "newest_env_steps": newest_steps,  # where the run itself stands
-        }
+    if checkpoint is not None:
+        rule = select if select in SELECT_RULES else "given"
+        selection = {"rule": rule, "checkpoint": str(checkpoint), "newest_env_steps": newest_steps}
+        if chosen_by is not None:  # the periodic evaluation that kept it, at its own seed
+            selection["chosen_at_eval_seed"] = chosen_by.get("eval_seed", protocol(task.terrain_name).seed)
     return {
         "steps_to_target": steps_to_target(evals),
         "lin_vel_error": summary["lin_vel_error"],
@@ -175,6 +182,7 @@ def train_seed(cfg: Any, run_dir: Path, no_wandb: bool, train: bool = True, sele
         "budget_steps": policy.cfg.run.total_steps,
         "interim": newest_steps < policy.cfg.run.total_steps,  # the run stands short of its budget
         "eval_seed": eval_cfg.seed,
+        **({"crossing_repeats": crossing_repeats} if crossed is not None else {}),
         **({"selected": selection} if selection else {}),
         "table": result["table"],  # per command (flat) or terrain cell (rough): distance, falls, errors
         **({"crossing": crossed, "crossing_held_heading": held} if crossed is not None else {}),
@@ -228,10 +236,14 @@ def main() -> None:
         help="train nothing: evaluate each seed's newest checkpoint (a run still short of --steps)",
     )  # fmt: skip
     parser.add_argument(
-        "--select", choices=SELECT_RULES, default="final",
-        help="the policy each seed's result reports: its newest, or the one kept at the first evaluation "
-        "that met the crossing target (then pass another --eval-seed than the periodic evaluations' 12345)",
+        "--select", default="final",
+        help="the policy each seed's result reports: 'final' (its newest), 'first-crossing' (the one kept at "
+        "the first evaluation that met the crossing target; pass another --eval-seed than the periodic "
+        "evaluations' 12345), or a checkpoint's path relative to the run",
     )  # fmt: skip
+    parser.add_argument(
+        "--crossing-repeats", type=int, default=64, help="episodes per crossing cell in the result"
+    )
     parser.add_argument(
         "--eval-seed", type=int, default=None, help="seed of the result's evaluation (protocol's if unset)"
     )
@@ -243,8 +255,8 @@ def main() -> None:
     args = parser.parse_args()
 
     stem = args.results_name or f"teacher_{args.preset}"
-    # an interim result never replaces a final one
-    out_stem = (args.out_name or stem) + ("_interim" if args.interim else "")
+    # an interim result never replaces a final one, unless its file is named (--out-name)
+    out_stem = args.out_name or (stem + ("_interim" if args.interim else ""))
     base = with_overrides(named_teacher_preset(args.preset), args.overrides)
     run = dataclasses.replace(
         base.run,
@@ -261,8 +273,9 @@ def main() -> None:
             base, run=dataclasses.replace(run, seed=seed, run_dir=str(run_dir.parent), name=run_dir.name)
         )
         seeds[str(seed)] = train_seed(
-            cfg, run_dir, args.no_wandb, train=not args.interim, select=args.select, eval_seed=args.eval_seed
-        )
+            cfg, run_dir, args.no_wandb, train=not args.interim, select=args.select, eval_seed=args.eval_seed,
+            crossing_repeats=args.crossing_repeats,
+        )  # fmt: skip
         print(json.dumps({"seed": seed, **{k: v for k, v in seeds[str(seed)].items() if k != "evals"}}))
 
     out: dict[str, Any] = {

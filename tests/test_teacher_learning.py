@@ -88,7 +88,9 @@ def test_compare_commits_makes_each_tree_import_its_own_package(tmp_path: Path) 
         compare.checked_env(old, compare.import_tree(old, tmp_path / "partial_import"))
 
 
-def test_the_first_crossing_rule_picks_the_policy_kept_at_the_first_evaluation_that_met_it() -> None:
+def test_the_first_crossing_rule_picks_the_policy_kept_at_the_first_evaluation_that_met_it(
+    tmp_path: Path,
+) -> None:
     selected_checkpoint = _script().selected_checkpoint
     met = {"fall_rate": 0.05, "distance_m": 5.5}
     short = {"fall_rate": 0.0, "distance_m": 4.9}
@@ -118,6 +120,15 @@ def test_the_first_crossing_rule_picks_the_policy_kept_at_the_first_evaluation_t
     older = [{k: v for k, v in rows[1].items() if k != "checkpoint"}]  # from before policies were kept
     with pytest.raises(SystemExit, match="kept no policy"):
         selected_checkpoint(Path("run"), older, "first-crossing")
+    # A checkpoint given by its path: taken as it is, with the row that kept it if there is one.
+    (tmp_path / "checkpoints" / "evaluated").mkdir(parents=True)
+    for name in ("b.pt", "c.pt"):
+        (tmp_path / "checkpoints" / "evaluated" / name).write_bytes(b"")
+    given = "checkpoints/evaluated/c.pt"
+    assert selected_checkpoint(tmp_path, rows, given) == (Path(given), rows[2])
+    assert selected_checkpoint(tmp_path, rows[:2], given) == (Path(given), None)
+    with pytest.raises(SystemExit, match="nor a checkpoint"):
+        selected_checkpoint(tmp_path, rows, "checkpoints/evaluated/absent.pt")
 
 
 def test_a_seed_result_of_a_selected_policy_reports_that_policy_at_the_given_seed(
