@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from humanoid_prior.evaluation import crossing, crossing_met
+from humanoid_prior.evaluation import crossing, crossing_met, crossing_summary
 from humanoid_prior.monitoring import machine, report
 from humanoid_prior.runs.policy_io import load_policy
 
@@ -48,12 +48,7 @@ def main() -> None:
         cells = crossing(
             policy.cfg.task, policy, repeats=args.repeats, seed=seed, hold_heading=args.hold_heading
         )
-        per_seed[str(seed)] = {
-            "cells": {
-                n: {"fall_rate": c["fall_rate"], "distance_m": c["distance_m"]} for n, c in cells.items()
-            },
-            "met": crossing_met(dict(cells)),
-        }
+        per_seed[str(seed)] = {"cells": crossing_summary(cells), "met": crossing_met(cells)}
         print(seed, {n: (round(c["fall_rate"], 3), round(c["distance_m"], 2)) for n, c in cells.items()})
     names = list(next(iter(per_seed.values()))["cells"])
     result = {

@@ -139,9 +139,9 @@ def train_seed(cfg: Any, run_dir: Path, no_wandb: bool, train: bool = True, sele
     checkpoint, chosen_by = selected_checkpoint(run_dir, evals, select)
     newest_steps = load_policy(run_dir).num_timesteps
     policy = load_policy(run_dir, checkpoint)
-    eval_cfg = protocol(policy.cfg.task.terrain_name)
-    at_protocol_seed = eval_seed is None or eval_seed == eval_cfg.seed
-    eval_cfg = dataclasses.replace(eval_cfg, seed=eval_cfg.seed if eval_seed is None else eval_seed)
+    protocol_cfg = protocol(policy.cfg.task.terrain_name)
+    eval_cfg = protocol_cfg if eval_seed is None else dataclasses.replace(protocol_cfg, seed=eval_seed)
+    at_protocol_seed = eval_cfg.seed == protocol_cfg.seed
     result = evaluate(policy.cfg.task, policy, eval_cfg)
     summary = result["summary"]
     # Rough teachers also walk straight over each feature (0.10 m stairs, 15° slopes) for 20 s.
@@ -168,7 +168,7 @@ def train_seed(cfg: Any, run_dir: Path, no_wandb: bool, train: bool = True, sele
         rule = select if select in SELECT_RULES else "given"
         selection = {"rule": rule, "checkpoint": str(checkpoint), "newest_env_steps": newest_steps}
         if chosen_by is not None:  # the periodic evaluation that kept it, at its own seed
-            selection["chosen_at_eval_seed"] = chosen_by.get("eval_seed", protocol(task.terrain_name).seed)
+            selection["chosen_at_eval_seed"] = chosen_by.get("eval_seed", protocol_cfg.seed)
     return {
         "steps_to_target": steps_to_target(evals),
         "lin_vel_error": summary["lin_vel_error"],
