@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import functools
 import json
 import shlex
 import sys
@@ -41,8 +40,7 @@ from humanoid_prior.envs.locomotion import LocomotionEnv
 from humanoid_prior.evaluation import (
     TARGET_FALL_RATE,
     TARGET_LIN_VEL_ERROR,
-    crossing,
-    crossing_met,
+    crossing_both_ways,
     crossing_summary,
     evaluate,
     protocol,
@@ -149,9 +147,10 @@ def train_seed(cfg: Any, run_dir: Path, no_wandb: bool, train: bool = True, sele
     # task's heading law, as an operator walking the robot across would (`heading_change_deg`: how far
     # robots turned in each).
     task = policy.cfg.task
-    walk = functools.partial(crossing, task, policy, repeats=crossing_repeats, seed=eval_cfg.seed)
-    crossed = walk() if task.terrain is not None else None
-    held = walk(hold_heading=True) if crossed is not None else None
+    walked: dict[str, Any] = {}
+    if task.terrain is not None:
+        walked = crossing_both_ways(task, policy, crossing_repeats, eval_cfg.seed)
+    crossed = walked.get("crossing")
     # The newest policy's evaluation closes the curve (at the seed the curve's evaluations used).
     if at_protocol_seed and (not evals or evals[-1]["env_steps"] < policy.num_timesteps):
         final = {"crossing": crossing_summary(crossed)} if crossed is not None else {}
@@ -185,9 +184,8 @@ def train_seed(cfg: Any, run_dir: Path, no_wandb: bool, train: bool = True, sele
         **({"crossing_repeats": crossing_repeats} if crossed is not None else {}),
         **({"selected": selection} if selection else {}),
         "table": result["table"],  # per command (flat) or terrain cell (rough): distance, falls, errors
-        **({"crossing": crossed, "crossing_held_heading": held} if crossed is not None else {}),
-        # The first evaluation whose crossing met the rough target (>= 5 m, <= 10% falls in every cell).
-        **({"crossing_met": crossing_met(crossed)} if crossed is not None else {}),
+        **walked,  # crossing, crossing_held_heading, crossing_met (>= 5 m, <= 10% falls in every cell)
+        # The first evaluation whose crossing met the rough target.
         **({"steps_to_crossing": steps_to_crossing(evals)} if crossed is not None else {}),
         # Mean curriculum row over the last 10 iterations up to the policy's step (rough terrain only).
         **({"terrain_level": float(levels[-10:].mean())} if crossed is not None and len(levels) else {}),

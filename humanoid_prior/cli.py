@@ -188,7 +188,7 @@ def student(argv: list[str]) -> None:
 
 def evaluate_run(args: EvalArgs) -> None:
     """Evaluate the newest checkpoint of a run (or `--checkpoint`)."""
-    from humanoid_prior.evaluation import crossing, crossing_met, evaluate
+    from humanoid_prior.evaluation import crossing_both_ways, evaluate
     from humanoid_prior.evaluation import protocol as eval_protocol
     from humanoid_prior.monitoring import machine
     from humanoid_prior.runs.policy_io import load_policy
@@ -201,9 +201,8 @@ def evaluate_run(args: EvalArgs) -> None:
     result = evaluate(policy.cfg.task, policy, cfg)
     cells = None
     if args.crossing and policy.cfg.task.terrain is not None:
-        cells = crossing(policy.cfg.task, policy, seed=cfg.seed)
-        held = crossing(policy.cfg.task, policy, seed=cfg.seed, hold_heading=True)
-        result.update(crossing=cells, crossing_held_heading=held, crossing_met=crossing_met(cells))
+        result.update(crossing_both_ways(policy.cfg.task, policy, seed=cfg.seed))
+        cells = result["crossing"]
     result.update(checkpoint=str(policy.checkpoint), env_steps=policy.num_timesteps,
                   minutes=policy.trained_seconds / 60.0, protocol=protocol, seed=cfg.seed,
                   command="python " + shlex.join(sys.argv), machine=machine())  # fmt: skip

@@ -320,3 +320,14 @@ def crossing(task: TaskCfg, policy: Policy, repeats: int = 64, episode_s: float 
             "heading_change_deg": float(metrics["heading_change_deg"].mean()),
         }
     return out
+
+
+def crossing_both_ways(task: TaskCfg, policy: Policy, repeats: int = 64, seed: int = 12345) -> dict[str, Any]:
+    """The crossing as results report it, walked twice.
+
+    The target's walk (yaw rate held at 0) decides `crossing_met`; beside it, the same walk with the
+    heading held (`crossing_held_heading`, see `crossing_commands`).
+    """
+    cells = crossing(task, policy, repeats=repeats, seed=seed)
+    held = crossing(task, policy, repeats=repeats, seed=seed, hold_heading=True)
+    return {"crossing": cells, "crossing_held_heading": held, "crossing_met": crossing_met(cells)}
