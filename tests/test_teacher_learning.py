@@ -1,4 +1,4 @@
-"""benchmarks/teacher_learning.py and teacher_levers.py: results of runs made in different sessions."""
+"""benchmarks/teacher_learning.py, teacher_levers.py and crossing_spread.py: results of learning runs."""
 
 from __future__ import annotations
 
@@ -159,3 +159,46 @@ def test_a_seed_result_of_a_selected_policy_reports_that_policy_at_the_given_see
     assert result["selected"] == {**expected, "chosen_at_eval_seed": rows[1]["eval_seed"]}
     assert result["interim"] is False  # the run reached its budget; the report is of an earlier policy
     assert [r["env_steps"] for r in result["evals"]] == [32, 64, 96]  # no row of another seed added
+
+
+def test_crossing_spread_reports_each_seed_and_the_range_over_seeds(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from types import SimpleNamespace
+
+    script = _script("crossing_spread")
+    rough = SimpleNamespace(cfg=SimpleNamespace(task=SimpleNamespace(terrain=object())), checkpoint="c.pt",
+                            num_timesteps=7)  # fmt: skip
+    monkeypatch.setattr(script, "load_policy", lambda run, checkpoint: rough)
+    # Seed 3's stairs fall too often; seed 1 meets every cell.
+    falls = {1: 0.05, 3: 0.25}
+    monkeypatch.setattr(
+        script, "crossing",
+        lambda task, policy, repeats, seed, hold_heading: {
+            "stairs": {"fall_rate": falls[seed], "distance_m": 5.0 + seed},
+            "slope": {"fall_rate": 0.0, "distance_m": 6.0},
+        },
+    )  # fmt: skip
+    out = tmp_path / "spread.json"
+    monkeypatch.setattr(
+        "sys.argv", ["crossing_spread.py", "--run", "r", "--seeds", "1", "3", "--json", str(out)]
+    )
+    script.main()
+    result = json.loads(out.read_text())
+    assert result["seeds_met"] == 1
+    assert result["per_seed"]["3"] == {
+        "cells": {
+            "stairs": {"fall_rate": 0.25, "distance_m": 8.0},
+            "slope": {"fall_rate": 0.0, "distance_m": 6.0},
+        },
+        "met": False,
+    }
+    assert result["over_seeds"]["stairs"]["fall_rate"] == pytest.approx(
+        {"mean": 0.15, "min": 0.05, "max": 0.25}
+    )
+    assert result["over_seeds"]["stairs"]["distance_m"] == {"mean": 7.0, "min": 6.0, "max": 8.0}
+    # A flat run has no crossing: a clear error, not a traceback from the terrain code.
+    flat = SimpleNamespace(cfg=SimpleNamespace(task=SimpleNamespace(terrain=None)))
+    monkeypatch.setattr(script, "load_policy", lambda run, checkpoint: flat)
+    with pytest.raises(SystemExit, match="flat ground"):
+        script.main()
