@@ -211,7 +211,9 @@ def earlier_seeds(path: Path, preset: str, overrides: list[str], rerun: list[int
     if earlier.get("preset") != preset or earlier.get("overrides") != overrides:
         print(f"note: {path.name} holds another experiment; its seeds are replaced, not merged")
         return {}
-    return {s: r for s, r in earlier["seeds"].items() if int(s) not in rerun}
+    # Each seed keeps the command that made its entry (older files name it only at the top level).
+    return {s: {**r, "command": r.get("command", earlier.get("command"))}
+            for s, r in earlier["seeds"].items() if int(s) not in rerun}  # fmt: skip
 
 
 def main() -> None:
@@ -265,6 +267,7 @@ def main() -> None:
     )
     out_path = RESULTS / f"{out_stem}.json"
     seeds = earlier_seeds(out_path, args.preset, args.overrides, args.seeds)
+    command = "python " + " ".join(shlex.quote(a) for a in sys.argv)
     for seed in args.seeds:
         run_dir = Path("runs") / f"bench_{stem}_s{seed}"
         cfg = dataclasses.replace(
@@ -273,7 +276,7 @@ def main() -> None:
         seeds[str(seed)] = train_seed(
             cfg, run_dir, args.no_wandb, train=not args.interim, select=args.select, eval_seed=args.eval_seed,
             crossing_repeats=args.crossing_repeats,
-        )  # fmt: skip
+        ) | {"command": command}  # fmt: skip
         print(json.dumps({"seed": seed, **{k: v for k, v in seeds[str(seed)].items() if k != "evals"}}))
 
     out: dict[str, Any] = {
@@ -283,7 +286,7 @@ def main() -> None:
         "seeds": seeds,
         "eval": dataclasses.asdict(protocol(base.task.terrain_name)),
         "select": args.select,
-        "command": "python " + " ".join(shlex.quote(a) for a in sys.argv),
+        "command": command,  # this call's; each seed's own is in its entry
         "machine": machine(),
         "config": to_dict(cfg),
     }

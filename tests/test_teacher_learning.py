@@ -26,9 +26,10 @@ def test_a_later_seed_joins_the_earlier_seeds_of_the_same_experiment_only(tmp_pa
     path = tmp_path / "teacher_g1_rough_x.json"
     overrides = ["ppo.ent_coef=0.0"]
     seeds = {"0": {"fall_rate": 0.07}, "1": {"fall_rate": 0.5}}
-    path.write_text(json.dumps({"preset": "g1_rough", "overrides": overrides, "seeds": seeds}))
-    # Seed 1 is rerun, so only seed 0 is carried over.
-    assert earlier_seeds(path, "g1_rough", overrides, [1]) == {"0": {"fall_rate": 0.07}}
+    earlier = {"preset": "g1_rough", "overrides": overrides, "seeds": seeds, "command": "x"}
+    path.write_text(json.dumps(earlier))
+    # Seed 1 is rerun, so only seed 0 is carried over, with the command that made it.
+    assert earlier_seeds(path, "g1_rough", overrides, [1]) == {"0": {"fall_rate": 0.07, "command": "x"}}
     assert earlier_seeds(path, "g1_rough", overrides, [0, 1]) == {}
     # Another experiment under the same name: nothing is merged into it.
     assert earlier_seeds(path, "g1_rough", ["ppo.ent_coef=0.005"], [1]) == {}
