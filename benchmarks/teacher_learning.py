@@ -143,9 +143,6 @@ def train_seed(cfg: Any, run_dir: Path, no_wandb: bool, train: bool = True, sele
     result = evaluate(policy.cfg.task, policy, eval_cfg)
     summary = result["summary"]
     # Rough teachers also walk straight over each feature (0.10 m stairs, 15° slopes) for 20 s.
-    # The target's test holds the yaw rate at 0; beside it, the same walk with the heading held by the
-    # task's heading law, as an operator walking the robot across would (`heading_change_deg`: how far
-    # robots turned in each).
     task = policy.cfg.task
     walked: dict[str, Any] = {}
     if task.terrain is not None:
@@ -267,7 +264,7 @@ def main() -> None:
     )
     out_path = RESULTS / f"{out_stem}.json"
     seeds = earlier_seeds(out_path, args.preset, args.overrides, args.seeds)
-    command = "python " + " ".join(shlex.quote(a) for a in sys.argv)
+    command = "python " + shlex.join(sys.argv)
     for seed in args.seeds:
         run_dir = Path("runs") / f"bench_{stem}_s{seed}"
         cfg = dataclasses.replace(
