@@ -119,8 +119,9 @@ class RunCfg:
     rollout_threads: int = 1
     """Torch threads while collecting rollouts (the update uses all); see humanoid_prior/algorithms/ppo.py."""
     init_from: str | None = None
-    """A teacher run directory to start from (its newest checkpoint), e.g. the flat teacher for the rough
-    one: weights, normaliser, learning rate and step count carry over (`runners.warm_start`)."""
+    """A teacher run directory to start from (its newest checkpoint) or one of its checkpoint files, e.g.
+    the flat teacher for the rough one: weights, normaliser, learning rate and step count carry over
+    (`runners.warm_start`)."""
 
     def __post_init__(self) -> None:
         """Check counts and the device (validation only)."""

@@ -15,6 +15,7 @@ from humanoid_prior.config import TeacherCfg
 from humanoid_prior.runners.teacher import WARM_START, train_teacher
 from humanoid_prior.runners.training import TrainingSession
 from humanoid_prior.runners.warm_start import column_map, source_layout, warm_start
+from humanoid_prior.runs.checkpoint import latest_checkpoint
 from humanoid_prior.runs.policy_io import load_policy
 
 
@@ -76,6 +77,20 @@ def test_init_from_continues_the_step_count_and_a_resume_does_not_warm_start_aga
     (rough_run / WARM_START).unlink()
     train_teacher(cfg, resume=rough_run, use_wandb=False)
     assert not (rough_run / WARM_START).exists(), "a resume continues its own checkpoint"
+
+
+def test_init_from_one_checkpoint_file_starts_from_that_checkpoint(tmp_path: Path, flat_run: Path) -> None:
+    """A kept policy (not the run's newest) can seed a later stage: its step count is the one carried."""
+    older = tmp_path / "kept" / "ckpt_0000001.pt"
+    older.parent.mkdir()
+    data = torch.load(latest_checkpoint(flat_run / "checkpoints"), weights_only=False)
+    data["num_timesteps"] = 32  # stands for an earlier snapshot of the same run
+    torch.save(data, older)
+    session = TrainingSession(tiny_rough(tmp_path, older), tmp_path / "rough")
+    carried = warm_start(session, older)
+    assert carried["checkpoint"] == str(older)
+    assert carried["env_steps"] == session.model.num_timesteps == 32
+    session.env.close()
 
 
 def test_init_from_a_run_with_other_network_sizes_is_refused(tmp_path: Path, flat_run: Path) -> None:

@@ -79,9 +79,13 @@ def column_map(
     )
 
 
-def warm_start(session: TrainingSession, source_run: Path) -> dict[str, Any]:
-    """Load the newest checkpoint of `source_run` into a fresh `session`; returns what was carried over."""
-    path = latest_checkpoint(source_run / "checkpoints")
+def warm_start(session: TrainingSession, source: Path) -> dict[str, Any]:
+    """Load a checkpoint into a fresh `session`; returns what was carried over.
+
+    `source` is a run directory (its newest checkpoint) or one checkpoint file, e.g. a policy a result
+    selected and kept under <run>/checkpoints/evaluated, so a later stage can start from it.
+    """
+    path = source if source.is_file() else latest_checkpoint(source / "checkpoints")
     data = load_checkpoint(path, kind=session.kind, robot=session.env.robot.name,
                            action_dim=session.env.num_joints)  # fmt: skip
     source_cfg: TeacherCfg = from_saved(TeacherCfg, data["config"])
@@ -89,7 +93,7 @@ def warm_start(session: TrainingSession, source_run: Path) -> dict[str, Any]:
     shape = ("actor_hidden", "critic_hidden", "obs_group")
     if any(getattr(source_cfg.network, f) != getattr(session.cfg.network, f) for f in shape):
         raise ValueError(
-            f"--run.init-from {source_run}: its networks ({source_cfg.network}) differ in size or input "
+            f"--run.init-from {source}: its networks ({source_cfg.network}) differ in size or input "
             f"group from this run's ({session.cfg.network}); use the same --network widths and group."
         )
     target = session.env.observations.layouts[group]
@@ -126,7 +130,7 @@ def warm_start(session: TrainingSession, source_run: Path) -> dict[str, Any]:
     carried = np.zeros(width, dtype=bool)
     carried[new] = True
     return {
-        "source": str(source_run),
+        "source": str(source),
         "checkpoint": str(path),
         "env_steps": steps,
         "source_minutes": round(float(data["trained_seconds"]) / 60.0, 2),  # this run's own clock starts at 0
