@@ -196,6 +196,27 @@ def train_seed(cfg: Any, run_dir: Path, no_wandb: bool, train: bool = True, sele
     }
 
 
+SEED = "{seed}"
+"""Stands for each seed's number in a `--set` value, e.g. a per-seed `run.init_from`, so one command (and
+one experiment's overrides) serves every seed."""
+
+
+def seed_cfg(args: argparse.Namespace, seed: int) -> Any:
+    """The teacher config of one seed: the preset, `--set` overrides with `SEED` filled in, the budget."""
+    cfg = with_overrides(
+        named_teacher_preset(args.preset), [o.replace(SEED, str(seed)) for o in args.overrides]
+    )
+    run = dataclasses.replace(
+        cfg.run,
+        seed=seed,
+        total_steps=args.steps or cfg.run.total_steps,
+        time_limit_min=args.minutes,
+        eval_every_steps=args.eval_every,
+        video_every=0,
+    )
+    return dataclasses.replace(cfg, run=run)
+
+
 def earlier_seeds(path: Path, preset: str, overrides: list[str], rerun: list[int]) -> dict[str, Any]:
     """Seeds of an earlier result of the same experiment that this call does not rerun.
 
@@ -224,7 +245,10 @@ def main() -> None:
     parser.add_argument("--minutes", type=float, default=None, help="optional wall-clock cap per seed")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     parser.add_argument("--eval-every", type=int, default=1_000_000, help="env steps between evaluations")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], help="dotted.path=value")
+    parser.add_argument(
+        "--set", dest="overrides", action="append", default=[],
+        help=f"dotted.path=value; {SEED} in a value stands for each seed's number",
+    )  # fmt: skip
     parser.add_argument(
         "--results-name", default=None, help="file stem under docs/results (teacher_<preset>)"
     )
@@ -254,21 +278,15 @@ def main() -> None:
     stem = args.results_name or f"teacher_{args.preset}"
     # an interim result never replaces a final one, unless its file is named (--out-name)
     out_stem = args.out_name or (stem + ("_interim" if args.interim else ""))
-    base = with_overrides(named_teacher_preset(args.preset), args.overrides)
-    run = dataclasses.replace(
-        base.run,
-        total_steps=args.steps or base.run.total_steps,
-        time_limit_min=args.minutes,
-        eval_every_steps=args.eval_every,
-        video_every=0,
-    )
+    base = seed_cfg(args, args.seeds[0])
     out_path = RESULTS / f"{out_stem}.json"
     seeds = earlier_seeds(out_path, args.preset, args.overrides, args.seeds)
     command = "python " + shlex.join(sys.argv)
     for seed in args.seeds:
         run_dir = Path("runs") / f"bench_{stem}_s{seed}"
+        cfg = seed_cfg(args, seed)
         cfg = dataclasses.replace(
-            base, run=dataclasses.replace(run, seed=seed, run_dir=str(run_dir.parent), name=run_dir.name)
+            cfg, run=dataclasses.replace(cfg.run, run_dir=str(run_dir.parent), name=run_dir.name)
         )
         seeds[str(seed)] = train_seed(
             cfg, run_dir, args.no_wandb, train=not args.interim, select=args.select, eval_seed=args.eval_seed,

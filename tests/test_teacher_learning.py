@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import copy
 import importlib.util
 import json
@@ -35,6 +36,18 @@ def test_a_later_seed_joins_the_earlier_seeds_of_the_same_experiment_only(tmp_pa
     assert earlier_seeds(path, "g1_rough", ["ppo.ent_coef=0.005"], [1]) == {}
     assert earlier_seeds(path, "g1_flat", overrides, [1]) == {}
     assert earlier_seeds(tmp_path / "absent.json", "g1_rough", overrides, [1]) == {}
+
+
+def test_a_seed_placeholder_in_an_override_gives_each_seed_its_own_value() -> None:
+    """One command warm-starts each seed from its own source run; the experiment's overrides stay one list."""
+    args = argparse.Namespace(
+        preset="g1_flat", overrides=["run.init_from=runs/src_s{seed}/ckpt.pt"], steps=96, minutes=None,
+        eval_every=32,
+    )  # fmt: skip
+    for seed in (0, 3):
+        cfg = _script().seed_cfg(args, seed)
+        assert (cfg.run.init_from, cfg.run.seed) == (f"runs/src_s{seed}/ckpt.pt", seed)
+        assert (cfg.run.total_steps, cfg.run.eval_every_steps) == (96, 32)
 
 
 def test_a_warm_started_run_reports_its_own_speed_not_its_sources_steps_over_its_own_clock() -> None:
