@@ -201,8 +201,8 @@ SEED = "{seed}"
 one experiment's overrides) serves every seed."""
 
 
-def seed_cfg(args: argparse.Namespace, seed: int) -> Any:
-    """The teacher config of one seed: the preset, `--set` overrides with `SEED` filled in, the budget."""
+def seed_cfg(args: argparse.Namespace, seed: int, run_dir: Path) -> Any:
+    """One seed's teacher config: preset, `--set` overrides with `SEED` filled in, budget, run directory."""
     cfg = with_overrides(
         named_teacher_preset(args.preset), [o.replace(SEED, str(seed)) for o in args.overrides]
     )
@@ -213,6 +213,8 @@ def seed_cfg(args: argparse.Namespace, seed: int) -> Any:
         time_limit_min=args.minutes,
         eval_every_steps=args.eval_every,
         video_every=0,
+        run_dir=str(run_dir.parent),
+        name=run_dir.name,
     )
     return dataclasses.replace(cfg, run=run)
 
@@ -278,16 +280,13 @@ def main() -> None:
     stem = args.results_name or f"teacher_{args.preset}"
     # an interim result never replaces a final one, unless its file is named (--out-name)
     out_stem = args.out_name or (stem + ("_interim" if args.interim else ""))
-    base = seed_cfg(args, args.seeds[0])
+    cfgs = {seed: seed_cfg(args, seed, Path("runs") / f"bench_{stem}_s{seed}") for seed in args.seeds}
+    base = cfgs[args.seeds[0]]
     out_path = RESULTS / f"{out_stem}.json"
     seeds = earlier_seeds(out_path, args.preset, args.overrides, args.seeds)
     command = "python " + shlex.join(sys.argv)
-    for seed in args.seeds:
-        run_dir = Path("runs") / f"bench_{stem}_s{seed}"
-        cfg = seed_cfg(args, seed)
-        cfg = dataclasses.replace(
-            cfg, run=dataclasses.replace(cfg.run, run_dir=str(run_dir.parent), name=run_dir.name)
-        )
+    for seed, cfg in cfgs.items():
+        run_dir = Path(cfg.run.run_dir) / cfg.run.name
         seeds[str(seed)] = train_seed(
             cfg, run_dir, args.no_wandb, train=not args.interim, select=args.select, eval_seed=args.eval_seed,
             crossing_repeats=args.crossing_repeats,

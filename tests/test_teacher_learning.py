@@ -45,8 +45,9 @@ def test_a_seed_placeholder_in_an_override_gives_each_seed_its_own_value() -> No
         eval_every=32,
     )  # fmt: skip
     for seed in (0, 3):
-        cfg = _script().seed_cfg(args, seed)
+        cfg = _script().seed_cfg(args, seed, Path("runs") / f"bench_x_s{seed}")
         assert (cfg.run.init_from, cfg.run.seed) == (f"runs/src_s{seed}/ckpt.pt", seed)
+        assert (cfg.run.run_dir, cfg.run.name) == ("runs", f"bench_x_s{seed}")
         assert (cfg.run.total_steps, cfg.run.eval_every_steps) == (96, 32)
 
 
