@@ -5,12 +5,14 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import tarfile
 from pathlib import Path
 
+import torch
 from test_teacher import REPO, tiny_cfg
 
 from humanoid_prior.runners.teacher import train_teacher
-from humanoid_prior.runs.checkpoint import list_checkpoints
+from humanoid_prior.runs.checkpoint import latest_checkpoint, list_checkpoints, load_checkpoint
 from humanoid_prior.runs.policy_io import load_policy
 
 
@@ -42,8 +44,6 @@ def test_an_unpacked_bundle_resumes_from_the_newest_checkpoint(tmp_path: Path) -
 
 
 def test_a_bundle_without_tensorboard_keeps_the_csv_curves_and_the_checkpoint(tmp_path: Path) -> None:
-    import tarfile
-
     run_dir = train_teacher(tiny_cfg(tmp_path / "here"), use_wandb=False)
     assert list(run_dir.glob("events.out.tfevents.*")), "the run logs to TensorBoard"
     archive = tmp_path / "run.tar.gz"
@@ -56,9 +56,6 @@ def test_a_bundle_without_tensorboard_keeps_the_csv_curves_and_the_checkpoint(tm
 
 def test_the_committed_rough_teacher_bundle_still_loads(tmp_path: Path) -> None:
     """The resume bundle in benchmarks/resume was written by an earlier version: it must stay loadable."""
-    import tarfile
-
-    from humanoid_prior.runs.checkpoint import latest_checkpoint, load_checkpoint
     from humanoid_prior.runs.run_dir import load_run_config
 
     with tarfile.open(REPO / "benchmarks" / "resume" / "bench_teacher_g1_rough_s0.tar.gz") as tar:
@@ -70,8 +67,6 @@ def test_the_committed_rough_teacher_bundle_still_loads(tmp_path: Path) -> None:
 
 
 def test_a_bundle_keeps_the_evaluations_a_resume_set_aside(tmp_path: Path) -> None:
-    import tarfile
-
     from humanoid_prior.runs.run_dir import EVALS, SUPERSEDED
 
     run_dir = train_teacher(tiny_cfg(tmp_path / "here"), use_wandb=False)
@@ -90,13 +85,25 @@ def test_a_bundle_carries_the_kept_policies_named_with_it_and_refuses_files_outs
     run_dir = train_teacher(tiny_cfg(tmp_path / "here", eval_every_steps=32), use_wandb=False)
     kept = sorted((run_dir / "checkpoints" / "evaluated").glob("*.pt"))
     assert len(kept) == 2
+    # The second as a run from before evaluations left the optimizer out wrote it: packed without it.
+    older = torch.load(kept[1], weights_only=True)
+    newest = torch.load(latest_checkpoint(run_dir / "checkpoints"), weights_only=True)
+    older["optimizer"] = newest["optimizer"]
+    torch.save(older, kept[1])
     archive = tmp_path / "run.tar.gz"
-    first = str(kept[0].relative_to(run_dir))
-    assert _bundle("pack", str(run_dir), str(archive), "--with", first).returncode == 0
+    first, second = (str(k.relative_to(run_dir)) for k in kept)
+    assert _bundle("pack", str(run_dir), str(archive), "--with", first, "--with", second).returncode == 0
     elsewhere = tmp_path / "elsewhere"
     assert _bundle("unpack", str(archive), "--runs", str(elsewhere)).returncode == 0
     copy = elsewhere / run_dir.name
     assert (copy / first).read_bytes() == kept[0].read_bytes()
-    assert not (copy / kept[1].relative_to(run_dir)).exists(), "only the policies named"
+    packed = load_checkpoint(copy / second)
+    assert "optimizer" not in packed and "optimizer" in torch.load(kept[1], weights_only=True)
+    assert all(torch.equal(packed["policy"][k], v) for k, v in older["policy"].items())
+    assert load_checkpoint(latest_checkpoint(copy / "checkpoints"))["optimizer"], "the resume keeps it"
+    alone = tmp_path / "alone.tar.gz"
+    assert _bundle("pack", str(run_dir), str(alone), "--with", first).returncode == 0
+    with tarfile.open(alone) as tar:
+        assert not any(n.endswith(second) for n in tar.getnames()), "only the policies named"
     outside = _bundle("pack", str(run_dir), str(tmp_path / "x.tar.gz"), "--with", "../../run.tar.gz")
     assert outside.returncode != 0 and "no such file inside" in outside.stderr

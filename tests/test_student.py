@@ -23,7 +23,7 @@ from humanoid_prior.evaluation import EvalCfg
 from humanoid_prior.runners.student import teacher_config, train_student
 from humanoid_prior.runners.student_env import StudentVecEnv
 from humanoid_prior.runners.teacher import train_teacher
-from humanoid_prior.runs.checkpoint import list_checkpoints, load_checkpoint
+from humanoid_prior.runs.checkpoint import RESUME_ONLY, list_checkpoints, load_checkpoint
 from humanoid_prior.runs.policy_io import LoadedStudent, load_policy
 
 REPO = Path(__file__).resolve().parents[1]
@@ -171,6 +171,7 @@ def test_student_evaluates_on_its_history_during_training_and_keeps_the_evaluate
     assert [r["env_steps"] for r in rows] == [64] and np.isfinite(rows[0]["lin_vel_error"])
     kept = load_policy(run_dir, Path(rows[0]["checkpoint"]))
     assert isinstance(kept, LoadedStudent) and kept.num_timesteps == 64
+    assert not set(RESUME_ONLY) & set(load_checkpoint(run_dir / rows[0]["checkpoint"]))
 
 
 @pytest.mark.parametrize("method", ["distill", "ppo_proprio"])

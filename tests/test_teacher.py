@@ -83,6 +83,9 @@ def test_training_evaluates_on_schedule_keeps_each_evaluated_policy_and_checkpoi
     newest = list_checkpoints(run / "checkpoints")
     data = load_checkpoint(newest[-1])
     assert data["learning_rate"] is not None and data["learning_rate"] != cfg.ppo.learning_rate
+    # The kept policies leave out what only a resume reads (the resumable newest checkpoint keeps it).
+    assert "optimizer" in data
+    assert all("optimizer" not in load_checkpoint(run / r["checkpoint"]) for r in rows)
     # Pruning kept one newest checkpoint (128 steps); the policy evaluated at 64 steps is still there.
     assert len(newest) == 1
     kept = [load_policy(run, Path(r["checkpoint"])) for r in rows]  # relative to the run, as the row says

@@ -15,7 +15,7 @@ from humanoid_prior.config import TeacherCfg
 from humanoid_prior.runners.teacher import WARM_START, train_teacher
 from humanoid_prior.runners.training import TrainingSession
 from humanoid_prior.runners.warm_start import column_map, source_layout, warm_start
-from humanoid_prior.runs.checkpoint import latest_checkpoint
+from humanoid_prior.runs.checkpoint import latest_checkpoint, policy_snapshot
 from humanoid_prior.runs.policy_io import load_policy
 
 
@@ -84,8 +84,8 @@ def test_init_from_one_checkpoint_file_starts_from_that_checkpoint(tmp_path: Pat
     older = tmp_path / "kept" / "ckpt_0000001.pt"
     older.parent.mkdir()
     data = torch.load(latest_checkpoint(flat_run / "checkpoints"), weights_only=False)
-    data["num_timesteps"] = 32  # stands for an earlier snapshot of the same run
-    torch.save(data, older)
+    data["num_timesteps"] = 32  # stands for an earlier snapshot of the same run, kept without its optimizer
+    torch.save(policy_snapshot(data), older)
     session = TrainingSession(tiny_rough(tmp_path, older), tmp_path / "rough")
     carried = warm_start(session, older)
     assert carried["checkpoint"] == str(older)

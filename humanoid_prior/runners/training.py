@@ -36,6 +36,7 @@ from humanoid_prior.runs.checkpoint import (
     EVALUATED,
     checkpoint_path,
     load_checkpoint,
+    policy_snapshot,
     prune_checkpoints,
     save_checkpoint,
 )
@@ -305,7 +306,8 @@ class MonitorCallback(BaseCallback):
         self._eval_seconds += time.perf_counter() - start
         row = {"env_steps": int(self.num_timesteps), "minutes": round(s.trained_seconds / 60.0, 2),
                "eval_repeats": cfg.repeats, "eval_seed": cfg.seed, **summary}  # fmt: skip
-        kept = save_checkpoint(checkpoint_path(s.run_dir / EVALUATED, s.iteration), s.payload())
+        kept_path = checkpoint_path(s.run_dir / EVALUATED, s.iteration)
+        kept = save_checkpoint(kept_path, policy_snapshot(s.payload()))
         row["checkpoint"] = str(kept.relative_to(s.run_dir))
         if cells:
             row["crossing"] = crossing_summary(cells)

@@ -25,6 +25,10 @@ REQUIRED = ("format", "kind", "robot", "obs_sizes", "action_dim", "config", "pol
 _NAME = re.compile(r"ckpt_(\d+)\.pt$")
 EVALUATED = Path("checkpoints") / "evaluated"
 """Where a run keeps the checkpoint of each periodic evaluation, apart from the pruned newest ones."""
+RESUME_ONLY = ("optimizer", "disc_optimizer")
+"""Payload entries only a resumed run reads: the policies kept at evaluations leave them out. Those are
+loaded, warm-started from or exported, never resumed, and the teacher's Adam moments are ~1.3 of its
+~2 MB, which kept bundles of a run from carrying more than a few of its evaluated policies."""
 
 
 class CheckpointError(RuntimeError):
@@ -37,6 +41,11 @@ def save_checkpoint(path: Path, payload: Mapping[str, Any]) -> Path:
     if missing:
         raise ValueError(f"checkpoint payload lacks {missing}")
     return atomic_write(path, lambda f: torch.save({"format": FORMAT, **payload}, f))
+
+
+def policy_snapshot(payload: Mapping[str, Any]) -> dict[str, Any]:
+    """`payload` without what only a resume needs (`RESUME_ONLY`)."""
+    return {k: v for k, v in payload.items() if k not in RESUME_ONLY}
 
 
 def atomic_write(path: Path, write: Callable[[BinaryIO], Any]) -> Path:
