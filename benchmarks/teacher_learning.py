@@ -19,7 +19,8 @@ crossing target (or `--select <checkpoint>`, one the docs' measurements chose), 
 `--out-name`.
 Writes, under docs/results/: <name>.json (per seed: steps_to_target, the final lin_vel_error, yaw_rate_error,
 fall_rate, env_steps, minutes, steps_per_s and every evaluation; command and machine),
-<name>_curves.png (evaluation curves of every seed) and <name>.mp4 (a short video of the first seed).
+<name>_curves.png (evaluation curves of every seed) and <name>.mp4 (a short video of the first seed;
+on terrain, its walk up the crossing's 0.10 m stairs).
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ from humanoid_prior.evaluation import (
     TARGET_FALL_RATE,
     TARGET_LIN_VEL_ERROR,
     crossing_both_ways,
+    crossing_env,
     crossing_summary,
     evaluate,
     protocol,
@@ -318,8 +320,13 @@ def main() -> None:
         first = seeds[str(args.seeds[0])]
         chosen = first.get("selected", {}).get("checkpoint")
         policy = load_policy(Path(first["run_dir"]), Path(chosen) if chosen else None)
-        env = LocomotionEnv(policy.cfg.task.with_batch(1, nthread=1), seed=2)
-        frames = rollout_frames(env, policy, seconds=6.0, width=320, height=240)
+        task = policy.cfg.task
+        if task.terrain is not None:  # the rough target's own walk: 0.10 m stairs up, then down, at 0.5 m/s
+            env = crossing_env(task, "stairs_up_0.10", repeats=1, seed=2)
+            frames = rollout_frames(env, policy, seconds=12.0, command=(0.5, 0.0, 0.0))
+        else:
+            env = LocomotionEnv(task.with_batch(1, nthread=1), seed=2)
+            frames = rollout_frames(env, policy, seconds=6.0, width=320, height=240)
         env.close()
         write_video(frames[::2], RESULTS / f"{out_stem}.mp4", fps=round(0.5 / env.dt))
 

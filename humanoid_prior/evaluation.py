@@ -274,6 +274,30 @@ def crossing_commands(task: TaskCfg, hold_heading: bool) -> CommandCfg:
     return dataclasses.replace(held_commands(task), heading_command=hold_heading)
 
 
+def crossing_env(task: TaskCfg, cell: str, repeats: int, episode_s: float = 20.0, speed: float = 0.5,
+                 seed: int = 12345, hold_heading: bool = False) -> LocomotionEnv:  # fmt: skip
+    """`repeats` robots reset on the middle of three tiles of crossing cell `cell`, told `speed` m/s on +x."""
+    assert task.terrain is not None
+    cells = crossing_cells(task.terrain)
+    if cell not in cells:
+        raise ValueError(f"unknown crossing cell '{cell}'; the cells are {sorted(cells)}.")
+    kind, difficulty = cells[cell]
+    terrain = dataclasses.replace(task.terrain, num_rows=3, num_cols=1, proportions=((kind.value, 1.0),),
+                                  difficulty_range=(difficulty, difficulty))  # fmt: skip
+    cell_task = dataclasses.replace(
+        task.with_batch(repeats), terrain=terrain, commands=crossing_commands(task, hold_heading),
+        curriculum=CurriculumCfg(enabled=False), episode_length_s=episode_s, spawn_yaw=(0.0, 0.0),
+    )  # fmt: skip
+    env = LocomotionEnv(cell_task, seed=seed)
+    env.reset(seed=seed)
+    assert env.curriculum is not None
+    env.curriculum.place(np.arange(repeats), np.ones(repeats, dtype=int), np.zeros(repeats, dtype=int))
+    env.reset()
+    env.commands.commands[:] = (speed, 0.0, 0.0)
+    env.commands.heading[:] = 0.0  # spawned facing +x (spawn_yaw 0): the heading law keeps it there
+    return env
+
+
 def crossing(task: TaskCfg, policy: Policy, repeats: int = 64, episode_s: float = 20.0, speed: float = 0.5,
              seed: int = 12345, hold_heading: bool = False) -> dict[str, CrossingCell]:  # fmt: skip
     """Walk `speed` m/s straight along a row of three identical tiles for each crossing cell.
@@ -291,21 +315,8 @@ def crossing(task: TaskCfg, policy: Policy, repeats: int = 64, episode_s: float 
     if task.terrain is None:
         raise ValueError("the crossing test needs a terrain task (e.g. the rough preset), not a flat plane.")
     out: dict[str, CrossingCell] = {}
-    for name, (kind, difficulty) in crossing_cells(task.terrain).items():
-        terrain = dataclasses.replace(task.terrain, num_rows=3, num_cols=1, proportions=((kind.value, 1.0),),
-                                      difficulty_range=(difficulty, difficulty))  # fmt: skip
-        commands = crossing_commands(task, hold_heading)
-        cell_task = dataclasses.replace(
-            task.with_batch(repeats), terrain=terrain, commands=commands,
-            curriculum=CurriculumCfg(enabled=False), episode_length_s=episode_s, spawn_yaw=(0.0, 0.0),
-        )  # fmt: skip
-        env = LocomotionEnv(cell_task, seed=seed)
-        env.reset(seed=seed)
-        assert env.curriculum is not None
-        env.curriculum.place(np.arange(repeats), np.ones(repeats, dtype=int), np.zeros(repeats, dtype=int))
-        env.reset()
-        env.commands.commands[:] = (speed, 0.0, 0.0)
-        env.commands.heading[:] = 0.0  # spawned facing +x (spawn_yaw 0): the heading law keeps it there
+    for name, (_, difficulty) in crossing_cells(task.terrain).items():
+        env = crossing_env(task, name, repeats, episode_s, speed, seed, hold_heading)
         metrics, displacement = _rollout(env, policy)
         env.close()
         forward = displacement[:, 0]

@@ -319,6 +319,14 @@ def test_crossing_walks_along_rows_of_one_feature_and_counts_who_got_past_it() -
         assert c["fall_at_m"] == sorted(c["fall_at_m"]) and all(abs(x) < 1.0 for x in c["fall_at_m"])
         assert 0.0 <= c["heading_change_deg"] <= 180.0
 
+    # One cell's env alone (videos): every robot on the middle tile, told 0.5 m/s along +x.
+    env = evaluation.crossing_env(rough, "stairs_down_0.10", repeats=2)
+    assert env.num_envs == 2 and np.allclose(env.commands.commands, [[0.5, 0.0, 0.0]] * 2)
+    assert env.curriculum is not None and list(env.curriculum.levels) == [1, 1]
+    env.close()
+    with pytest.raises(ValueError, match="unknown crossing cell 'stairs'"):
+        evaluation.crossing_env(rough, "stairs", repeats=1)
+
 
 def test_the_crossing_steers_a_turned_robot_back_to_its_heading_only_when_it_holds_the_heading() -> None:
     from humanoid_prior.envs.commands import CommandSampler
