@@ -25,7 +25,14 @@ from pathlib import Path
 
 import torch
 
-from humanoid_prior.runs.checkpoint import EVALUATED, RESUME_ONLY, latest_checkpoint, policy_snapshot
+from humanoid_prior.runs.checkpoint import (
+    EVALUATED,
+    RESUME_ONLY,
+    CheckpointError,
+    latest_checkpoint,
+    load_checkpoint,
+    policy_snapshot,
+)
 from humanoid_prior.runs.run_dir import EVALS, SUPERSEDED
 
 BOOKKEEPING = (
@@ -83,7 +90,10 @@ def pack(run_dir: Path, archive: Path, tensorboard: bool = True, extra: Sequence
 
 def add_kept_policy(tar: tarfile.TarFile, path: Path, name: str) -> None:
     """Add a policy an evaluation kept, without what only a resume reads (`RESUME_ONLY`)."""
-    data = torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        data = load_checkpoint(path)
+    except CheckpointError as exc:
+        raise SystemExit(f"error: --with {name}: {exc}") from None
     if not set(RESUME_ONLY) & set(data):
         tar.add(path, arcname=name)
         return

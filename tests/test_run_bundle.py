@@ -107,3 +107,6 @@ def test_a_bundle_carries_the_kept_policies_named_with_it_and_refuses_files_outs
         assert not any(n.endswith(second) for n in tar.getnames()), "only the policies named"
     outside = _bundle("pack", str(run_dir), str(tmp_path / "x.tar.gz"), "--with", "../../run.tar.gz")
     assert outside.returncode != 0 and "no such file inside" in outside.stderr
+    kept[0].write_bytes(b"not a checkpoint")
+    corrupt = _bundle("pack", str(run_dir), str(tmp_path / "y.tar.gz"), "--with", first)
+    assert corrupt.returncode != 0 and "corrupt" in corrupt.stderr and "Traceback" not in corrupt.stderr
