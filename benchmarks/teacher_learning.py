@@ -326,7 +326,7 @@ def main() -> None:
             frames = rollout_frames(env, policy, seconds=12.0, command=(0.5, 0.0, 0.0))
         else:
             env = LocomotionEnv(task.with_batch(1, nthread=1), seed=2)
-            frames = rollout_frames(env, policy, seconds=6.0, width=320, height=240)
+            frames = rollout_frames(env, policy, seconds=6.0)
         env.close()
         write_video(frames[::2], RESULTS / f"{out_stem}.mp4", fps=round(0.5 / env.dt))
 

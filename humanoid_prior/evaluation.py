@@ -274,15 +274,21 @@ def crossing_commands(task: TaskCfg, hold_heading: bool) -> CommandCfg:
     return dataclasses.replace(held_commands(task), heading_command=hold_heading)
 
 
+def terrain_of(task: TaskCfg) -> TerrainCfg:
+    """The task's terrain, or a clear error for a flat task (the crossing needs stairs and slopes)."""
+    if task.terrain is None:
+        raise ValueError("the crossing test needs a terrain task (e.g. the rough preset), not a flat plane.")
+    return task.terrain
+
+
 def crossing_env(task: TaskCfg, cell: str, repeats: int, episode_s: float = 20.0, speed: float = 0.5,
                  seed: int = 12345, hold_heading: bool = False) -> LocomotionEnv:  # fmt: skip
     """`repeats` robots reset on the middle of three tiles of crossing cell `cell`, told `speed` m/s on +x."""
-    assert task.terrain is not None
-    cells = crossing_cells(task.terrain)
+    cells = crossing_cells(terrain_of(task))
     if cell not in cells:
         raise ValueError(f"unknown crossing cell '{cell}'; the cells are {sorted(cells)}.")
     kind, difficulty = cells[cell]
-    terrain = dataclasses.replace(task.terrain, num_rows=3, num_cols=1, proportions=((kind.value, 1.0),),
+    terrain = dataclasses.replace(terrain_of(task), num_rows=3, num_cols=1, proportions=((kind.value, 1.0),),
                                   difficulty_range=(difficulty, difficulty))  # fmt: skip
     cell_task = dataclasses.replace(
         task.with_batch(repeats), terrain=terrain, commands=crossing_commands(task, hold_heading),
@@ -312,10 +318,8 @@ def crossing(task: TaskCfg, policy: Policy, repeats: int = 64, episode_s: float 
     The yaw rate is held at 0 (the targets' protocol), and `heading_change_deg` (mean, at the episode's end
     or fall) shows how far robots turn; `hold_heading` (see `crossing_commands`) steers them back to +x.
     """
-    if task.terrain is None:
-        raise ValueError("the crossing test needs a terrain task (e.g. the rough preset), not a flat plane.")
     out: dict[str, CrossingCell] = {}
-    for name, (_, difficulty) in crossing_cells(task.terrain).items():
+    for name, (_, difficulty) in crossing_cells(terrain_of(task)).items():
         env = crossing_env(task, name, repeats, episode_s, speed, seed, hold_heading)
         metrics, displacement = _rollout(env, policy)
         env.close()

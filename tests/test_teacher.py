@@ -326,6 +326,8 @@ def test_crossing_walks_along_rows_of_one_feature_and_counts_who_got_past_it() -
     env.close()
     with pytest.raises(ValueError, match="unknown crossing cell 'stairs'"):
         evaluation.crossing_env(rough, "stairs", repeats=1)
+    with pytest.raises(ValueError, match="needs a terrain task"):
+        evaluation.crossing_env(g1_flat().task, "stairs_up_0.10", repeats=1)
 
 
 def test_the_crossing_steers_a_turned_robot_back_to_its_heading_only_when_it_holds_the_heading() -> None:
