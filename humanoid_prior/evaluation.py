@@ -13,7 +13,7 @@ tracking reward) shows almost no single support, whatever its tracking error.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypedDict
 
@@ -305,7 +305,8 @@ def crossing_env(task: TaskCfg, cell: str, repeats: int, episode_s: float = 20.0
 
 
 def crossing(task: TaskCfg, policy: Policy, repeats: int = 64, episode_s: float = 20.0, speed: float = 0.5,
-             seed: int = 12345, hold_heading: bool = False) -> dict[str, CrossingCell]:  # fmt: skip
+             seed: int = 12345, hold_heading: bool = False,
+             cells: Sequence[str] | None = None) -> dict[str, CrossingCell]:  # fmt: skip
     """Walk `speed` m/s straight along a row of three identical tiles for each crossing cell.
 
     Every env spawns on the middle tile's centre platform heading +x (rows run along x), with
@@ -317,9 +318,14 @@ def crossing(task: TaskCfg, policy: Policy, repeats: int = 64, episode_s: float 
     "down" cell climbs again after the edge), so `fall_at_m` says which part a robot falls on.
     The yaw rate is held at 0 (the targets' protocol), and `heading_change_deg` (mean, at the episode's end
     or fall) shows how far robots turn; `hold_heading` (see `crossing_commands`) steers them back to +x.
+    `cells` walks only those cells (default all).
     """
     out: dict[str, CrossingCell] = {}
-    for name, (_, difficulty) in crossing_cells(terrain_of(task)).items():
+    known = crossing_cells(terrain_of(task))
+    for name in cells if cells is not None else known:
+        if name not in known:
+            raise ValueError(f"unknown crossing cell '{name}'; the cells are {sorted(known)}.")
+        difficulty = known[name][1]
         env = crossing_env(task, name, repeats, episode_s, speed, seed, hold_heading)
         metrics, displacement = _rollout(env, policy)
         env.close()

@@ -319,6 +319,16 @@ def test_crossing_walks_along_rows_of_one_feature_and_counts_who_got_past_it() -
         assert c["fall_at_m"] == sorted(c["fall_at_m"]) and all(abs(x) < 1.0 for x in c["fall_at_m"])
         assert 0.0 <= c["heading_change_deg"] <= 180.0
 
+    # A subset of cells walks only those; a name that is no cell is refused before anything runs.
+    one = evaluation.crossing(rough, lambda obs: np.zeros((len(obs["proprio"]), 12)), repeats=2,
+                              episode_s=0.2, cells=["slope_down_15deg"])  # fmt: skip
+    assert (
+        list(one) == ["slope_down_15deg"]
+        and one["slope_down_15deg"]["difficulty"] == cells["slope_down_15deg"][1]
+    )
+    with pytest.raises(ValueError, match="unknown crossing cell 'ramp'"):
+        evaluation.crossing(rough, lambda obs: obs, repeats=1, cells=["ramp"])
+
     # One cell's env alone (videos): every robot on the middle tile, told 0.5 m/s along +x.
     env = evaluation.crossing_env(rough, "stairs_down_0.10", repeats=2)
     assert env.num_envs == 2 and np.allclose(env.commands.commands, [[0.5, 0.0, 0.0]] * 2)

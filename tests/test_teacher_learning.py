@@ -1,4 +1,5 @@
-"""benchmarks/teacher_learning.py, teacher_levers.py and crossing_spread.py: results of learning runs."""
+"""benchmarks/teacher_learning.py, teacher_levers.py, crossing_spread.py and crossing_causes.py: results of
+learning runs."""
 
 from __future__ import annotations
 
@@ -217,3 +218,59 @@ def test_crossing_spread_reports_each_seed_and_the_range_over_seeds(
     monkeypatch.setattr(script, "load_policy", lambda run, checkpoint: flat)
     with pytest.raises(SystemExit, match="flat ground"):
         script.main()
+
+
+def test_crossing_causes_changes_one_thing_per_variant_and_reports_each(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import dataclasses
+    from types import SimpleNamespace
+
+    from humanoid_prior.config import g1_rough
+
+    script = _script("crossing_causes")
+    task = g1_rough().task
+    assert task.terrain is not None
+    base_rand = task.domain_rand
+    changed = {name: variant(task) for name, variant in script.VARIANTS.items()}
+    assert changed["protocol"] == task
+    one_change = (
+        ("no_pushes", "push_vel_xy", 0.0),
+        ("nominal_friction", "friction", (1.0, 1.0)),
+        ("lowest_friction", "friction", (base_rand.friction[0],) * 2),
+        ("no_latency", "latency_steps", (0, 0)),
+        ("no_randomisation", "enabled", False),
+    )
+    for name, field, value in one_change:
+        assert getattr(changed[name].domain_rand, field) == value
+        # Nothing else about the walk changes.
+        assert (
+            dataclasses.replace(changed[name].domain_rand, **{field: getattr(base_rand, field)}) == base_rand
+        )
+        assert changed[name].terrain == task.terrain
+    sharp = changed["sharp_edges"]
+    assert sharp.terrain is not None and sharp.terrain.horizontal_scale == task.terrain.horizontal_scale / 2
+    assert dataclasses.replace(sharp.terrain, horizontal_scale=task.terrain.horizontal_scale) == task.terrain
+
+    # Each variant walks the one cell at the same seed; the report keeps each variant's figures.
+    policy = SimpleNamespace(cfg=SimpleNamespace(task=task), checkpoint="c.pt", num_timesteps=9)
+    monkeypatch.setattr(script, "load_policy", lambda run, checkpoint: policy)
+    walked: list[tuple[float, int, list[str]]] = []
+
+    def crossing(t, p, repeats, seed, cells):  # type: ignore[no-untyped-def]
+        walked.append((t.domain_rand.push_vel_xy, seed, cells))
+        falls = 0.1 if t.domain_rand.push_vel_xy > 0 else 0.02
+        return {cells[0]: {"fall_rate": falls, "distance_m": 6.0, "lin_vel_error": 0.2, "fall_at_m": [3.0]}}
+
+    monkeypatch.setattr(script, "crossing", crossing)
+    out = tmp_path / "causes.json"
+    argv = ["crossing_causes.py", "--run", "r", "--variants", "protocol", "no_pushes", "--seed", "7"]
+    monkeypatch.setattr("sys.argv", [*argv, "--json", str(out)])
+    script.main()
+    result = json.loads(out.read_text())
+    assert walked == [(0.5, 7, ["stairs_down_0.10"]), (0.0, 7, ["stairs_down_0.10"])]
+    assert (
+        result["variants"]["protocol"]["fall_rate"] == 0.1
+        and result["variants"]["no_pushes"]["fall_rate"] == 0.02
+    )
+    assert result["cell"] == "stairs_down_0.10" and result["env_steps"] == 9 and result["seed"] == 7
