@@ -35,7 +35,7 @@ from typing import Any
 
 import numpy as np
 
-from humanoid_prior.config import named_teacher_preset, to_dict
+from humanoid_prior.config import learning_differences, named_teacher_preset, to_dict
 from humanoid_prior.config_io import with_overrides
 from humanoid_prior.envs.locomotion import LocomotionEnv
 from humanoid_prior.evaluation import (
@@ -221,11 +221,14 @@ def seed_cfg(args: argparse.Namespace, seed: int, run_dir: Path) -> Any:
     return dataclasses.replace(cfg, run=run)
 
 
-def earlier_seeds(path: Path, preset: str, overrides: list[str], rerun: list[int]) -> dict[str, Any]:
+def earlier_seeds(path: Path, preset: str, overrides: list[str], rerun: list[int],
+                  config: dict[str, Any] | None = None) -> dict[str, Any]:  # fmt: skip
     """Seeds of an earlier result of the same experiment that this call does not rerun.
 
     Seeds of one experiment may run in different sessions (`--seeds 1` after `--seeds 0`): the result
-    keeps them all instead of the last call's alone. A file of another preset or overrides is replaced.
+    keeps them all instead of the last call's alone. A file of another preset or overrides is replaced,
+    and so is one whose saved config learns differently from `config` (this call's): the same overrides
+    on a default that changed since are another experiment, and the file has one config for all seeds.
     """
     if not path.exists():
         return {}
@@ -233,6 +236,12 @@ def earlier_seeds(path: Path, preset: str, overrides: list[str], rerun: list[int
     if earlier.get("preset") != preset or earlier.get("overrides") != overrides:
         print(f"note: {path.name} holds another experiment; its seeds are replaced, not merged")
         return {}
+    if config is not None and "config" in earlier:
+        changed = learning_differences(config, earlier["config"])
+        if changed:
+            print(f"note: {path.name} was made with another default ({', '.join(sorted(changed))}); "
+                  "its seeds are replaced, not merged")  # fmt: skip
+            return {}
     # Each seed keeps the command that made its entry (older files name it only at the top level).
     return {s: {**r, "command": r.get("command", earlier.get("command"))}
             for s, r in earlier["seeds"].items() if int(s) not in rerun}  # fmt: skip
@@ -285,7 +294,7 @@ def main() -> None:
     cfgs = {seed: seed_cfg(args, seed, Path("runs") / f"bench_{stem}_s{seed}") for seed in args.seeds}
     base = cfgs[args.seeds[0]]
     out_path = RESULTS / f"{out_stem}.json"
-    seeds = earlier_seeds(out_path, args.preset, args.overrides, args.seeds)
+    seeds = earlier_seeds(out_path, args.preset, args.overrides, args.seeds, to_dict(base))
     command = "python " + shlex.join(sys.argv)
     for seed, cfg in cfgs.items():
         run_dir = Path(cfg.run.run_dir) / cfg.run.name

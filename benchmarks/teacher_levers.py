@@ -20,7 +20,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from humanoid_prior.config import TeacherCfg, from_saved, to_dict
+from humanoid_prior.config import learning_differences
 from humanoid_prior.evaluation import steps_to_target
 from humanoid_prior.monitoring import machine
 
@@ -89,39 +89,17 @@ def at_steps(result: dict[str, Any], steps: int) -> dict[str, dict[str, Any]]:
     return out
 
 
-def flatten(tree: Any, prefix: str = "") -> dict[str, Any]:
-    """{"a.b.c": value} for a nested config dict."""
-    if not isinstance(tree, dict):
-        return {prefix: tree}
-    out: dict[str, Any] = {}
-    for key, value in tree.items():
-        out.update(flatten(value, f"{prefix}.{key}" if prefix else key))
-    return out
-
-
 def stale_settings(baseline: dict[str, Any], off: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
     """Settings in which a lever's "off" runs differ from today's default other than the lever itself.
 
-    An "off" run measured against an older default differs in more than one lever; the table says so.
-    Both configs are read as a run would load them (`config.from_saved`: renamed fields upgraded, fields
-    added since filled with their defaults; a reward term one side lacks counts as weight 0), so only
-    real differences remain. Run bookkeeping (`run.*`) and simulator threads do not change what is learnt
-    and are ignored, and so is a value where today's default is None: that means "the robot's own
-    value", which older configs wrote out (base_height_target 0.78 for the G1).
+    An "off" run measured against an older default differs in more than one lever; the table says so
+    (`config.learning_differences`).
     """
     lever = {o.split("=", 1)[0] for o in overrides}
-    base = flatten(to_dict(from_saved(TeacherCfg, baseline)))
-    old = flatten(to_dict(from_saved(TeacherCfg, off)))
-    # Mappings (reward weights) are saved as they were: a term one side lacks is a term at weight 0.
-    pairs = {key: (base.get(key, 0.0), old.get(key, 0.0)) for key in sorted(set(base) | set(old))}
     return {
-        key: off_value
-        for key, (default, off_value) in pairs.items()
-        if default != off_value
-        and default is not None
-        and not key.startswith("run.")
-        and key != "task.sim.nthread"
-        and not any(key == k or key.startswith(k + ".") for k in lever)
+        key: value
+        for key, value in learning_differences(baseline, off).items()
+        if not any(key == k or key.startswith(k + ".") for k in lever)
     }
 
 

@@ -175,6 +175,39 @@ def from_saved(cls: type[T], data: dict[str, Any]) -> T:
     return from_dict(cls, {k: v for k, v in data.items() if k not in LEGACY_FIELDS})
 
 
+def _flatten(tree: Any, prefix: str = "") -> dict[str, Any]:
+    """{"a.b.c": value} for a nested config dict."""
+    if not isinstance(tree, dict):
+        return {prefix: tree}
+    out: dict[str, Any] = {}
+    for key, value in tree.items():
+        out.update(_flatten(value, f"{prefix}.{key}" if prefix else key))
+    return out
+
+
+def learning_differences(today: dict[str, Any], other: dict[str, Any]) -> dict[str, Any]:
+    """Settings (dotted path -> `other`'s value) in which two saved teacher configs differ in what is learnt.
+
+    Both are read as a run would load them (`from_saved`: renamed fields upgraded, fields added since
+    filled with their defaults; a reward term one side lacks counts as weight 0), so only real
+    differences remain. Run bookkeeping (`run.*`) and simulator threads do not change what is learnt and
+    are ignored, and so is a value where `today` has None: that means "the robot's own value", which
+    older configs wrote out (base_height_target 0.78 for the G1).
+    """
+    base = _flatten(to_dict(from_saved(TeacherCfg, today)))
+    old = _flatten(to_dict(from_saved(TeacherCfg, other)))
+    # Mappings (reward weights) are saved as they were: a term one side lacks is a term at weight 0.
+    pairs = {key: (base.get(key, 0.0), old.get(key, 0.0)) for key in sorted(set(base) | set(old))}
+    return {
+        key: other_value
+        for key, (value, other_value) in pairs.items()
+        if value != other_value
+        and value is not None
+        and not key.startswith("run.")
+        and key != "task.sim.nthread"
+    }
+
+
 TEACHER_STEPS = {"flat": 10_000_000, "rough": 50_000_000}
 """Env-step budget of a teacher preset by terrain (the flat G1 teacher meets its target at 6-7 M)."""
 

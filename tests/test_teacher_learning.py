@@ -37,6 +37,24 @@ def test_a_later_seed_joins_the_earlier_seeds_of_the_same_experiment_only(tmp_pa
     assert earlier_seeds(path, "g1_rough", ["ppo.ent_coef=0.005"], [1]) == {}
     assert earlier_seeds(path, "g1_flat", overrides, [1]) == {}
     assert earlier_seeds(tmp_path / "absent.json", "g1_rough", overrides, [1]) == {}
+    # The same overrides on a default that changed since: another experiment, not merged.
+    from humanoid_prior.config import g1_rough, to_dict
+
+    today = to_dict(g1_rough())
+    path.write_text(json.dumps({**earlier, "config": today}))
+    assert earlier_seeds(path, "g1_rough", overrides, [1], today) == {
+        "0": {"fall_rate": 0.07, "command": "x"}
+    }
+    older = copy.deepcopy(today)
+    older["ppo"]["desired_kl"] = 0.01
+    older["run"]["seed"] = 5  # bookkeeping alone would not make it another experiment
+    path.write_text(json.dumps({**earlier, "config": older}))
+    assert earlier_seeds(path, "g1_rough", overrides, [1], today) == {}
+    older["ppo"]["desired_kl"] = today["ppo"]["desired_kl"]
+    path.write_text(json.dumps({**earlier, "config": older}))
+    assert earlier_seeds(path, "g1_rough", overrides, [1], today) == {
+        "0": {"fall_rate": 0.07, "command": "x"}
+    }
 
 
 def test_a_seed_placeholder_in_an_override_gives_each_seed_its_own_value() -> None:
