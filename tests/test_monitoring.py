@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from humanoid_prior.monitoring import read_curves, rollout_frames, write_run_metadata, write_video
+from humanoid_prior.monitoring import read_curves, rollout_frames, vector_isa, write_run_metadata, write_video
 
 
 def test_every_start_of_a_run_is_recorded_and_the_config_is_the_latest(tmp_path: Path):
@@ -19,6 +19,18 @@ def test_every_start_of_a_run_is_recorded_and_the_config_is_the_latest(tmp_path:
     assert {"git_commit", "machine", "mujoco", "torch", "command"} <= set(starts[1])
     assert starts[1]["machine"].endswith("cores")
     assert json.loads((tmp_path / "config.json").read_text()) == {"seed": 2}
+
+
+def test_the_machine_string_names_the_instruction_set_that_two_cpus_of_one_model_name_differ_in() -> None:
+    def info(flags: str) -> str:
+        return f"processor\t: 0\nmodel name\t: AMD EPYC\nflags\t\t: fpu sse2 {flags}\n\nprocessor\t: 1\n"
+
+    assert vector_isa(info("avx avx2 fma")) == "AVX2"
+    assert vector_isa(info("avx2 avx512f avx512bw")) == "AVX-512"
+    assert vector_isa(info("avx2 avx512f avx512_bf16")) == "AVX-512 BF16"
+    assert vector_isa(info("avx2 avx512f amx_bf16 amx_tile")) == "AVX-512 BF16"
+    assert vector_isa(info("neon asimd")) == ""  # unknown: nothing claimed
+    assert vector_isa("") == ""
 
 
 def test_curves_join_the_event_files_of_a_resumed_run_by_env_step(tmp_path: Path):
