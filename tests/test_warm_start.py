@@ -66,6 +66,41 @@ def test_the_warm_started_policy_acts_and_values_as_its_source(tmp_path: Path, f
     session.env.close()
 
 
+def test_a_rough_source_keeps_what_its_scan_points_learnt_in_a_finer_scan(tmp_path: Path) -> None:
+    """Stairs need a scan that resolves a tread: a rough teacher moves to a finer grid holding its own."""
+    from humanoid_prior.envs.task_cfg import ScanCfg
+
+    rough_run = train_teacher(tiny_rough(tmp_path, None, name="rough_source"), use_wandb=False)
+    source = load_policy(rough_run)
+    coarse = ScanCfg()
+    between = tuple(round(x + 0.075, 3) for x in coarse.base_x[:-1])
+    finer = ScanCfg(base_x=tuple(sorted(coarse.base_x + between)), base_y=coarse.base_y,
+                    foot_xy=(*coarse.foot_xy, (0.05, 0.0), (-0.05, 0.0)))  # fmt: skip
+    cfg = tiny_rough(tmp_path, rough_run, name="finer")
+    cfg = dataclasses.replace(cfg, task=dataclasses.replace(cfg.task, scan=finer))
+    session = TrainingSession(cfg, tmp_path / "finer")
+    carried = warm_start(session, rough_run)
+    # 17 x 5 base points, 45 of them the source's; 7 per foot, 5 of them the source's.
+    assert carried["inputs_new"] == {"height_scan": 40, "feet_height_scan": 4}
+
+    # On the same state the warm-started policy acts as its source: every source input is carried.
+    session.env.reset()
+    obs = session.env.observe()
+    assert isinstance(source.cfg, TeacherCfg)
+    src_layout = source_layout(source.cfg)
+    new, old = column_map(src_layout, coarse, session.env.observations.layouts["privileged"], finer,
+                          num_feet=2, source_on_terrain=True)  # fmt: skip
+    assert sorted(old) == list(range(src_layout[-1].stop))
+    src_obs = np.zeros((4, src_layout[-1].stop), dtype=np.float32)
+    src_obs[:, old] = obs["privileged"][:, new]
+    np.testing.assert_allclose(session.act(obs), source({"privileged": src_obs}), atol=1e-5)
+    # A flat source's scan points never are (see the test above), even where the offsets match.
+    flat_new, _ = column_map(src_layout, coarse, session.env.observations.layouts["privileged"], finer,
+                             num_feet=2, source_on_terrain=False)  # fmt: skip
+    assert len(flat_new) == len(new) - 45 - 10
+    session.env.close()
+
+
 def test_init_from_continues_the_step_count_and_a_resume_does_not_warm_start_again(
     tmp_path: Path, flat_run: Path
 ) -> None:

@@ -4,9 +4,10 @@ The rough teacher starts from the flat one (legged_gym and mjlab users do the sa
 learnt on flat ground, where it is cheap, and the terrain curriculum then only has to teach climbing.
 The two tasks observe different height scans (flat: a point under the base and each foot; rough: a
 45 + 10 point grid), so the networks' first layers differ in width. Every input present in both layouts
-keeps its weights and normaliser statistics (terms by name); height scans are carried only between
-identical scan layouts. The other inputs get zero weights, so the warm-started policy acts exactly as its
-source does on average flat ground until training teaches it to use them. Deeper layers, the action
+keeps its weights and normaliser statistics (terms by name, scan points by offset; scan points only
+from a source that read terrain with them, see `column_map`). The other inputs get zero weights, so the
+warm-started policy acts exactly as its source does on average flat ground (a rough source: on any
+ground) until training teaches it to use them. Deeper layers, the action
 noise and the learning rate are copied; the optimizer starts fresh (its moments have the old shapes).
 The step count continues, so a result reports the steps of both stages together.
 """
@@ -63,17 +64,21 @@ def column_map(
     target: list[TermSlice],
     target_scan: ScanCfg,
     num_feet: int,
+    source_on_terrain: bool = False,
 ) -> tuple[np.ndarray, np.ndarray]:
     """(target columns, source columns) of every input both layouts read.
 
-    Height-scan points are carried only between identical scan layouts: a flat teacher's scan read the
-    same flat ground all its life, so its weights on them hold no knowledge of terrain, and its
-    normaliser saw a variance near 0 that would blow real terrain up to the clip.
+    Height-scan points (by their offset) are carried only from a source that trained on terrain
+    (`source_on_terrain`) or between identical scan layouts: a flat teacher's scan read the same flat
+    ground all its life, so its weights on them hold no knowledge of terrain, and its normaliser saw a
+    variance near 0 that would blow real terrain up to the clip. A rough teacher's points are carried
+    into a finer scan that contains them, so it keeps what it knows of the terrain while it learns the
+    points between them.
     """
     old = column_keys(source, source_scan, num_feet)
     new = column_keys(target, target_scan, num_feet)
-    same_scan = source_scan == target_scan
-    shared = [key for key in new if key in old and (same_scan or key[0] not in SCAN_TERMS)]
+    carry_scan = source_on_terrain or source_scan == target_scan
+    shared = [key for key in new if key in old and (carry_scan or key[0] not in SCAN_TERMS)]
     return np.array([new[k] for k in shared], dtype=np.intp), np.array(
         [old[k] for k in shared], dtype=np.intp
     )
@@ -98,9 +103,8 @@ def warm_start(session: TrainingSession, source: Path) -> dict[str, Any]:
         )
     target = session.env.observations.layouts[group]
     num_feet = len(session.env.robot.feet_bodies)
-    new, old = column_map(
-        source_layout(source_cfg), source_cfg.task.scan, target, session.cfg.task.scan, num_feet
-    )
+    new, old = column_map(source_layout(source_cfg), source_cfg.task.scan, target, session.cfg.task.scan,
+                          num_feet, source_on_terrain=source_cfg.task.terrain is not None)  # fmt: skip
     width = target[-1].stop
 
     state = {}
