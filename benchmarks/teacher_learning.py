@@ -303,23 +303,23 @@ def main() -> None:
             crossing_repeats=args.crossing_repeats,
         ) | {"command": command}  # fmt: skip
         print(json.dumps({"seed": seed, **{k: v for k, v in seeds[str(seed)].items() if k != "evals"}}))
-
-    out: dict[str, Any] = {
-        "preset": args.preset,
-        "overrides": args.overrides,
-        "target": {"lin_vel_error": TARGET_LIN_VEL_ERROR, "fall_rate": TARGET_FALL_RATE},
-        "seeds": seeds,
-        "eval": dataclasses.asdict(protocol(base.task.terrain_name)),
-        "select": args.select,
-        "command": command,  # this call's; each seed's own is in its entry
-        "machine": machine(),
-        "config": to_dict(cfg),
-    }
-    levels = [r["terrain_level"] for r in seeds.values() if "terrain_level" in r]
-    if levels:
-        out["terrain_level"] = float(np.mean(levels))  # over seeds, each its last 10 iterations
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    out_path.write_text(json.dumps(out, indent=2) + "\n")
+        # Written after every seed: a call stopped in a later seed keeps the finished seeds' results.
+        out: dict[str, Any] = {
+            "preset": args.preset,
+            "overrides": args.overrides,
+            "target": {"lin_vel_error": TARGET_LIN_VEL_ERROR, "fall_rate": TARGET_FALL_RATE},
+            "seeds": seeds,
+            "eval": dataclasses.asdict(protocol(base.task.terrain_name)),
+            "select": args.select,
+            "command": command,  # this call's; each seed's own is in its entry
+            "machine": machine(),
+            "config": to_dict(cfg),
+        }
+        levels = [r["terrain_level"] for r in seeds.values() if "terrain_level" in r]
+        if levels:
+            out["terrain_level"] = float(np.mean(levels))  # over seeds, each its last 10 iterations
+        RESULTS.mkdir(parents=True, exist_ok=True)
+        out_path.write_text(json.dumps(out, indent=2) + "\n")
     plot_evals(
         {s: r["evals"] for s, r in seeds.items()},
         f"{out_stem} ({machine()})",

@@ -292,3 +292,23 @@ def test_crossing_causes_changes_one_thing_per_variant_and_reports_each(
         and result["variants"]["no_pushes"]["fall_rate"] == 0.02
     )
     assert result["cell"] == "stairs_down_0.10" and result["env_steps"] == 9 and result["seed"] == 7
+
+
+def test_a_call_stopped_in_a_later_seed_keeps_the_finished_seeds_results(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    script = _script()
+    monkeypatch.setattr(script, "RESULTS", tmp_path)
+
+    def train_seed(cfg, run_dir, no_wandb, train, select, eval_seed, crossing_repeats):  # type: ignore[no-untyped-def]
+        if cfg.run.seed == 1:
+            raise KeyboardInterrupt  # the session ends while seed 1 trains
+        return {"lin_vel_error": 0.14, "fall_rate": 0.0, "evals": [], "run_dir": str(run_dir)}
+
+    monkeypatch.setattr(script, "train_seed", train_seed)
+    argv = ["teacher_learning.py", "--preset", "g1_flat", "--seeds", "0", "1", "--results-name", "x"]
+    monkeypatch.setattr("sys.argv", [*argv, "--steps", "64", "--no-video", "--no-wandb"])
+    with pytest.raises(KeyboardInterrupt):
+        script.main()
+    result = json.loads((tmp_path / "x.json").read_text())
+    assert list(result["seeds"]) == ["0"] and result["seeds"]["0"]["lin_vel_error"] == 0.14
