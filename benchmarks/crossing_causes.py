@@ -21,6 +21,7 @@ import shlex
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from humanoid_prior.envs.randomization import DomainRandCfg
 from humanoid_prior.envs.task_cfg import TaskCfg
@@ -29,7 +30,7 @@ from humanoid_prior.monitoring import machine, report
 from humanoid_prior.runs.policy_io import load_policy
 
 
-def _with_rand(**changes: object) -> Callable[[TaskCfg], TaskCfg]:
+def _with_rand(**changes: Any) -> Callable[[TaskCfg], TaskCfg]:
     def change(task: TaskCfg) -> TaskCfg:
         return dataclasses.replace(task, domain_rand=dataclasses.replace(task.domain_rand, **changes))
 

@@ -275,7 +275,7 @@ def test_crossing_causes_changes_one_thing_per_variant_and_reports_each(
     monkeypatch.setattr(script, "load_policy", lambda run, checkpoint: policy)
     walked: list[tuple[float, int, list[str]]] = []
 
-    def crossing(t, p, repeats, seed, cells):  # type: ignore[no-untyped-def]
+    def crossing(t, p, repeats, seed, cells):
         walked.append((t.domain_rand.push_vel_xy, seed, cells))
         falls = 0.1 if t.domain_rand.push_vel_xy > 0 else 0.02
         return {cells[0]: {"fall_rate": falls, "distance_m": 6.0, "lin_vel_error": 0.2, "fall_at_m": [3.0]}}
@@ -300,7 +300,7 @@ def test_a_call_stopped_in_a_later_seed_keeps_the_finished_seeds_results(
     script = _script()
     monkeypatch.setattr(script, "RESULTS", tmp_path)
 
-    def train_seed(cfg, run_dir, no_wandb, train, select, eval_seed, crossing_repeats):  # type: ignore[no-untyped-def]
+    def train_seed(cfg, run_dir, no_wandb, train, select, eval_seed, crossing_repeats):
         if cfg.run.seed == 1:
             raise KeyboardInterrupt  # the session ends while seed 1 trains
         return {"lin_vel_error": 0.14, "fall_rate": 0.0, "evals": [], "run_dir": str(run_dir)}
