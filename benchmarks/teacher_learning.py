@@ -51,6 +51,7 @@ from humanoid_prior.evaluation import (
 )
 from humanoid_prior.monitoring import machine, read_curves, rollout_frames, write_video
 from humanoid_prior.runners.teacher import WARM_START, train_teacher
+from humanoid_prior.runs.checkpoint import atomic_write
 from humanoid_prior.runs.policy_io import load_policy
 from humanoid_prior.runs.run_dir import EVALS
 
@@ -221,6 +222,12 @@ def seed_cfg(args: argparse.Namespace, seed: int, run_dir: Path) -> Any:
     return dataclasses.replace(cfg, run=run)
 
 
+def write_result(path: Path, result: dict[str, Any]) -> None:
+    """The result file, written atomically: a kill while it is written leaves the previous one whole."""
+    text = (json.dumps(result, indent=2) + "\n").encode()
+    atomic_write(path, lambda f: f.write(text))
+
+
 def earlier_seeds(path: Path, preset: str, overrides: list[str], rerun: list[int],
                   config: dict[str, Any] | None = None) -> dict[str, Any]:  # fmt: skip
     """Seeds of an earlier result of the same experiment that this call does not rerun.
@@ -318,8 +325,7 @@ def main() -> None:
         levels = [r["terrain_level"] for r in seeds.values() if "terrain_level" in r]
         if levels:
             out["terrain_level"] = float(np.mean(levels))  # over seeds, each its last 10 iterations
-        RESULTS.mkdir(parents=True, exist_ok=True)
-        out_path.write_text(json.dumps(out, indent=2) + "\n")
+        write_result(out_path, out)
     plot_evals(
         {s: r["evals"] for s, r in seeds.items()},
         f"{out_stem} ({machine()})",
