@@ -281,12 +281,19 @@ def terrain_of(task: TaskCfg) -> TerrainCfg:
     return task.terrain
 
 
+def _check_cells(known: dict[str, Any], names: Sequence[str]) -> list[str]:
+    """`names` as a list, or a clear error naming the first that is no crossing cell."""
+    for name in names:
+        if name not in known:
+            raise ValueError(f"unknown crossing cell '{name}'; the cells are {sorted(known)}.")
+    return list(names)
+
+
 def crossing_env(task: TaskCfg, cell: str, repeats: int, episode_s: float = 20.0, speed: float = 0.5,
                  seed: int = 12345, hold_heading: bool = False) -> LocomotionEnv:  # fmt: skip
     """`repeats` robots reset on the middle of three tiles of crossing cell `cell`, told `speed` m/s on +x."""
     cells = crossing_cells(terrain_of(task))
-    if cell not in cells:
-        raise ValueError(f"unknown crossing cell '{cell}'; the cells are {sorted(cells)}.")
+    _check_cells(cells, [cell])
     kind, difficulty = cells[cell]
     terrain = dataclasses.replace(terrain_of(task), num_rows=3, num_cols=1, proportions=((kind.value, 1.0),),
                                   difficulty_range=(difficulty, difficulty))  # fmt: skip
@@ -322,9 +329,8 @@ def crossing(task: TaskCfg, policy: Policy, repeats: int = 64, episode_s: float 
     """
     out: dict[str, CrossingCell] = {}
     known = crossing_cells(terrain_of(task))
-    for name in cells if cells is not None else known:
-        if name not in known:
-            raise ValueError(f"unknown crossing cell '{name}'; the cells are {sorted(known)}.")
+    names = list(known) if cells is None else _check_cells(known, cells)  # before any cell is walked
+    for name in names:
         difficulty = known[name][1]
         env = crossing_env(task, name, repeats, episode_s, speed, seed, hold_heading)
         metrics, displacement = _rollout(env, policy)
